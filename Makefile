@@ -1,0 +1,86 @@
+# TXO batch toolkit: the front door. `make help` lists every target.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+SCRIPT ?=
+ORG    ?=
+ENV    ?=
+ARGS   ?=
+DEMO_PORT ?= 8089
+
+.PHONY: help setup lock run demo mock-api-up mock-api-down test pytest lint lint-deploy \
+        typecheck check-patterns bench clean
+
+help: ## List every target with its description (default)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo
+	@echo "  Variables: SCRIPT=name ORG=org_id ENV=env_type ARGS='--log-format json'"
+
+setup: $(STAMP) ## Create .venv/ and install the locked dependencies (no-op when up to date)
+
+$(STAMP): requirements.lock pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "❌ $(PYTHON) not found: install Python 3.10+ or run make PYTHON=/path/to/python3"; exit 2; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	@touch $(STAMP)
+
+lock: ## Re-resolve dependencies from pyproject.toml and rewrite the lock files
+	rm -rf $(VENV)-lock && $(PYTHON) -m venv $(VENV)-lock
+	$(VENV)-lock/bin/pip install --quiet ".[dev]"
+	{ echo "# Pinned, reproducible install of runtime + development dependencies (Python 3.11)."; \
+	  echo "# Regenerate with: make lock"; \
+	  $(VENV)-lock/bin/pip freeze --exclude-editable | grep -v '^txo-batch-toolkit'; } > requirements.lock
+	rm -rf $(VENV)-lock && $(PYTHON) -m venv $(VENV)-lock
+	$(VENV)-lock/bin/pip install --quiet .
+	{ echo "# Pinned runtime dependencies only (what the container image installs). Regenerate with: make lock"; \
+	  $(VENV)-lock/bin/pip freeze | grep -v '^txo-batch-toolkit'; } > requirements-runtime.lock
+	rm -rf $(VENV)-lock
+
+run: $(STAMP) ## Run a script: make run SCRIPT=report ORG=acme ENV=prod [ARGS='--log-format json']
+	@if [ -z "$(SCRIPT)" ] || [ -z "$(ORG)" ] || [ -z "$(ENV)" ]; then \
+	  echo "❌ Problem: make run needs SCRIPT, ORG and ENV."; \
+	  echo "✅ Solution: name the script in src/ (without .py), the organisation and the environment."; \
+	  echo "📝 Example: make run SCRIPT=report ORG=demo ENV=test"; \
+	  echo "   Scripts: $$(ls src/*.py 2>/dev/null | xargs -n1 basename 2>/dev/null | sed 's/\.py$$//' | grep -v '^__' | tr '\n' ' ')"; \
+	  exit 2; fi
+	@test -f src/$(SCRIPT).py || { echo "❌ Problem: no script src/$(SCRIPT).py"; echo "✅ Solution: pick one of: $$(ls src/*.py | xargs -n1 basename | sed 's/\.py$$//' | grep -v '^__' | tr '\n' ' ')"; exit 2; }
+	$(PY) -m src.$(SCRIPT) $(ORG) $(ENV) $(ARGS)
+
+demo: $(STAMP) ## Start the demo API, run the report for demo/test against it, stop the API
+	@echo "make demo is not built yet"; exit 1
+
+mock-api-up: $(STAMP) ## Start the demo API (WireMock) in the background (port 8089, DEMO_PORT=…)
+	$(PY) -m tests.wiremock_server start --root mock-api --port $(DEMO_PORT)
+
+mock-api-down: $(STAMP) ## Stop the demo API started by mock-api-up
+	$(PY) -m tests.wiremock_server stop
+
+test: lint typecheck check-patterns pytest ## The whole suite: static checks, unit and integration tests (real WireMock)
+
+pytest: $(STAMP) ## Unit and integration tests only
+	$(PY) -m pytest
+
+lint: $(STAMP) lint-deploy ## ruff on the code, plus the container and Kubernetes checks
+	$(PY) -m ruff check utils src tests bench
+	$(PY) -m ruff format --check utils
+
+lint-deploy: $(STAMP) ## hadolint (Dockerfile), docker-compose config, kubernetes-validate --strict
+	@echo "deploy checks: none yet"
+
+typecheck: $(STAMP) ## mypy on utils/
+	$(PY) -m mypy
+
+check-patterns: $(STAMP) ## Check the scripts in src/ follow the toolkit's patterns
+	@echo "pattern checker: not built yet"
+
+bench: $(STAMP) ## Benchmarks, written to bench/RESULTS.md (not part of make test)
+	$(PY) -m bench.run
+
+clean: ## Remove the environment, caches, outputs and logs (keeps config/ and data/)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .tox tmp
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+	find output logs -mindepth 1 ! -name .gitkeep -delete 2>/dev/null || true

@@ -1,0 +1,109 @@
+"""Run every benchmark module (``bench/bench_*.py``) and write bench/RESULTS.md.
+
+make bench                     # all
+python -m bench.run logging    # only bench_logging.py
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import platform
+import sys
+import traceback
+from importlib import metadata
+from pathlib import Path
+
+from bench.common import Row
+
+BENCH_DIR = Path(__file__).resolve().parent
+LIBRARIES = (
+    "requests",
+    "urllib3",
+    "pandas",
+    "pyarrow",
+    "openpyxl",
+    "xlsxwriter",
+    "python-json-logger",
+    "jsonschema",
+)
+
+
+def _versions() -> str:
+    parts = []
+    for name in LIBRARIES:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            parts.append(f"{name} {metadata.version(name)}")
+    return ", ".join(parts)
+
+
+def _machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import os
+
+    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
+
+
+def render(rows: list[Row], errors: list[str], command: str) -> str:
+    """Render the results table as Markdown."""
+    out = [
+        "# Benchmark results",
+        "",
+        f"- Command: `{command}`",
+        f"- Machine: {_machine()}",
+        f"- Python: {platform.python_version()} ({platform.python_implementation()})",
+        f"- Libraries: {_versions()}",
+        "",
+        "Every ratio is toolkit ÷ plain library doing the same work, measured side by side "
+        "(interleaved) in one run; the figure is the median and the spread the 25th–75th "
+        "percentile over the repeats.",
+        "",
+        "| Area | Measure | Figure | Spread | Goal | Met | Bound | Notes |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        met = "" if r.met is None else ("yes" if r.met else "**NO**")
+        out.append(
+            f"| {r.area} | {r.measure} | {r.value} | {r.spread} | {r.goal} | {met} | "
+            f"{r.bound} | {r.notes} |"
+        )
+    if errors:
+        out += ["", "## Benchmarks that failed to run", ""] + [f"- {e}" for e in errors]
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    """Run the selected benchmark modules and write RESULTS.md."""
+    wanted = set(argv)
+    modules = sorted(p.stem for p in BENCH_DIR.glob("bench_*.py"))
+    rows: list[Row] = []
+    errors: list[str] = []
+    for name in modules:
+        if wanted and name.removeprefix("bench_") not in wanted:
+            continue
+        print(f"== {name}", flush=True)
+        try:
+            module = importlib.import_module(f"bench.{name}")
+            new_rows = module.run()
+        except Exception as err:  # a broken benchmark is reported, the others still run
+            traceback.print_exc()
+            errors.append(f"{name}: {type(err).__name__}: {err}")
+            continue
+        for r in new_rows:
+            print(f"   {r.measure}: {r.value} ({r.goal})", flush=True)
+        rows.extend(new_rows)
+    command = "make bench" if not wanted else f"python -m bench.run {' '.join(argv)}"
+    (BENCH_DIR / "RESULTS.md").write_text(render(rows, errors, command), encoding="utf-8")
+    print(f"Wrote {BENCH_DIR / 'RESULTS.md'}")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

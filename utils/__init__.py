@@ -1,0 +1,1 @@
+"""TXO batch toolkit: the shared library behind every script in ``src/``."""
