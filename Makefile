@@ -51,7 +51,21 @@ run: $(STAMP) ## Run a script: make run SCRIPT=report ORG=acme ENV=prod [ARGS='-
 	$(PY) -m src.$(SCRIPT) $(ORG) $(ENV) $(ARGS)
 
 demo: $(STAMP) ## Start the demo API, run the report for demo/test against it, stop the API
-	@echo "make demo is not built yet"; exit 1
+	@test -f config/demo-test-config-secrets.json || { \
+	  cp config/demo-test-config-secrets_example.json config/demo-test-config-secrets.json && \
+	  chmod 600 config/demo-test-config-secrets.json && \
+	  echo "Created config/demo-test-config-secrets.json from its demo-only example."; }
+	@$(PY) -m tests.wiremock_server start --root mock-api --port $(DEMO_PORT)
+	@trap '$(PY) -m tests.wiremock_server stop' EXIT; trap 'exit 130' INT; trap 'exit 143' TERM; \
+	  $(PY) -m src.report demo test $(ARGS); status=$$?; echo; \
+	  if [ $$status -eq 0 ]; then \
+	    echo "✅ Report:  $$(ls -t output/demo-test-report_*.xlsx | head -n 1)"; \
+	    echo "   Summary: $$(ls -t output/demo-test-report-summary_*.json | head -n 1)"; \
+	    log=$$(ls -t logs/demo-test-report_*.log 2>/dev/null | head -n 1); \
+	    if [ -n "$$log" ]; then echo "   Log:     $$log, where the 202 polling and the 429 retry show:"; \
+	      grep -E "202 Accepted|HTTP 429" "$$log" | sed -E 's/^.*\.py:[0-9]+ /     /; s#http://[^ ]*/companies\([^)]*\)#…#' || true; fi; \
+	  else echo "❌ The report failed with exit code $$status: the log is in logs/."; fi; \
+	  exit $$status
 
 mock-api-up: $(STAMP) ## Start the demo API (WireMock) in the background (port 8089, DEMO_PORT=…)
 	$(PY) -m tests.wiremock_server start --root mock-api --port $(DEMO_PORT)
@@ -68,14 +82,49 @@ lint: $(STAMP) lint-deploy ## ruff on the code, plus the container and Kubernete
 	$(PY) -m ruff check utils src tests bench
 	$(PY) -m ruff format --check utils
 
+# Kubernetes versions the rendered manifests are validated against: the oldest supported
+# (CronJob timeZone, podFailurePolicy) and the newest kubernetes-validate knows.
+K8S_VERSIONS ?= 1.30.0 1.37.0
+DEPLOY_CHECK := tmp/deploy-check
+KUSTOMIZE ?= $(shell if command -v kustomize >/dev/null 2>&1; then echo "kustomize build"; \
+               elif command -v kubectl >/dev/null 2>&1; then echo "kubectl kustomize"; fi)
+
 lint-deploy: $(STAMP) ## hadolint (Dockerfile), docker-compose config, kubernetes-validate --strict
-	@echo "deploy checks: none yet"
+	$(VENV)/bin/hadolint --failure-threshold warning Dockerfile
+	@command -v docker-compose >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "Installing Debian's docker-compose to check docker-compose.yml"; \
+	    mkdir -p tmp; { apt-get update -qq && DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1 \
+	      apt-get install -y -qq docker-compose; } > tmp/apt-docker-compose.log 2>&1 \
+	      || { cat tmp/apt-docker-compose.log; echo "❌ Problem: installing docker-compose failed (above)."; exit 2; }; \
+	  else \
+	    echo "❌ Problem: docker-compose not found (it checks docker-compose.yml without a Docker engine)."; \
+	    echo "✅ Solution: install Debian's package, or run make as root to have it installed."; \
+	    echo "📝 Example: sudo apt-get install -y docker-compose"; \
+	    exit 2; \
+	  fi; }
+	docker-compose -f docker-compose.yml config -q
+	@test -n "$(KUSTOMIZE)" || { \
+	  echo "❌ Problem: neither kustomize nor kubectl found: deploy/k8s cannot be rendered."; \
+	  echo "✅ Solution: install kubectl (it includes kustomize) or kustomize, or name one."; \
+	  echo "📝 Example: make lint-deploy KUSTOMIZE='kustomize build'"; \
+	  exit 2; }
+	@rm -rf $(DEPLOY_CHECK) && mkdir -p $(DEPLOY_CHECK)
+	@for k in deploy/k8s deploy/k8s/base deploy/k8s/overlays/*/; do \
+	  out=$(DEPLOY_CHECK)/$$(echo $${k%/} | tr / -).yaml; \
+	  $(KUSTOMIZE) $$k > $$out || exit 1; echo "$(KUSTOMIZE) $$k > $$out"; done
+	@for v in $(K8S_VERSIONS); do \
+	  $(VENV)/bin/kubernetes-validate --strict --quiet -k $$v $(DEPLOY_CHECK)/*.yaml \
+	    deploy/k8s/overlays/*/secret.example.yaml || exit 1; \
+	  echo "kubernetes-validate --strict -k $$v: $$(ls $(DEPLOY_CHECK) | wc -l) renderings and the Secret examples valid"; done
+	$(PY) -m ruff check deploy
+	$(PY) -m ruff format --check deploy
 
 typecheck: $(STAMP) ## mypy on utils/
 	$(PY) -m mypy
 
 check-patterns: $(STAMP) ## Check the scripts in src/ follow the toolkit's patterns
-	@echo "pattern checker: not built yet"
+	$(PY) -m tests.check_patterns src
 
 bench: $(STAMP) ## Benchmarks, written to bench/RESULTS.md (not part of make test)
 	$(PY) -m bench.run

@@ -217,12 +217,48 @@ class WireMock:
 
 
 # -- command line for make demo / mock-api-up ------------------------------------------------
+def _cli_pid_alive() -> bool:
+    """True when the pid file names a running demo API (a compose service counts as running)."""
+    pid = PID_FILE.read_text().strip()
+    if pid == "compose":
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, ValueError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def _cli_start(root: str, port: int) -> int:
     if PID_FILE.exists():
-        print(f"WireMock already running (pid file {PID_FILE}); run 'make mock-api-down' first.")
-        return 1
+        if _cli_pid_alive():
+            print(
+                f"WireMock already running (pid file {PID_FILE}); run 'make mock-api-down' first."
+            )
+            return 1
+        PID_FILE.unlink()  # left behind by a run that was killed: the process is gone
     PID_FILE.parent.mkdir(parents=True, exist_ok=True)
-    if docker_engine_reachable() and shutil.which("docker"):
+    compose = docker_engine_reachable() and shutil.which("docker")
+    if not compose and not _port_free(port):
+        print(
+            f"Port {port} on 127.0.0.1 is already in use, so the demo API cannot listen there. "
+            f"Stop what uses it (e.g. 'ss -ltnp | grep :{port}'), or run the API elsewhere with "
+            "DEMO_PORT=… and point config/demo-test-config.json at that port.",
+            file=sys.stderr,
+        )
+        return 1
+    if compose:
         done = subprocess.run(["docker", "compose", "up", "-d", "--wait", "wiremock"], check=False)
         if done.returncode == 0:
             PID_FILE.write_text("compose\n")

@@ -1,0 +1,42 @@
+"""Test script: load the config like a real script and print what it got as JSON on stdout.
+
+Environment knobs (tests only): ``PROBE_REQUIRE_TOKEN=0`` loads without a token,
+``PROBE_TOKEN_CALLS=N`` asks the shared provider N more times, ``PROBE_REFRESH=1`` refreshes
+once, ``PROBE_RAISE=ClassName`` raises that exception from ``utils.exceptions`` (or
+``RuntimeError`` / ``SystemExit7``) after loading.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from utils import auth, exceptions
+from utils.script_runner import parse_args_and_load_config, run_script
+
+
+def main() -> None:
+    """Load, exercise the token provider, report, and optionally fail."""
+    require = os.environ.get("PROBE_REQUIRE_TOKEN", "1") == "1"
+    config = parse_args_and_load_config("Probe the config loader", require_token=require)
+    report = {"config": config, "tokens": []}
+    if require:
+        provider = auth.get_token_provider(config)
+        report["tokens"] = [
+            provider.get_token() for _ in range(int(os.environ.get("PROBE_TOKEN_CALLS", "0")))
+        ]
+        if os.environ.get("PROBE_REFRESH") == "1":
+            report["refreshed"] = provider.refresh()
+            report["after_refresh"] = provider.get_token()
+    print(json.dumps(report), flush=True)
+    raise_name = os.environ.get("PROBE_RAISE")
+    if raise_name == "RuntimeError":
+        raise RuntimeError("boom from the probe")
+    if raise_name == "SystemExit7":
+        raise SystemExit(7)
+    if raise_name:
+        raise getattr(exceptions, raise_name)("probe failure", "probe fix", "probe example")
+
+
+if __name__ == "__main__":
+    run_script(main)

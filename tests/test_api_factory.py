@@ -1,0 +1,398 @@
+"""TxoRestAPI against a real WireMock: URLs, bodies, errors, auth, origins, threads, manager.
+
+The helpers at the top are shared by the other ``test_api_*`` integration modules.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from tests.wiremock_server import WireMock
+from utils import run_stats
+from utils.api_factory import ApiManager, TxoRestAPI, create_rest_api
+from utils.exceptions import (
+    ApiAuthenticationError,
+    ApiOperationError,
+    ConfigurationError,
+)
+
+TOKEN = "test-token-4f1c9a77e2"
+FAST_BEHAVIOR: dict[str, Any] = {
+    "api-delay-seconds": 0,
+    "api-timeouts": {"rest-timeout-seconds": 1, "async-max-wait": 2, "async-poll-interval": 0.05},
+    "retry-strategy": {"max-retries": 2, "backoff-factor": 0.01},
+    "jitter": {"min-factor": 1.0, "max-factor": 1.0},
+    "rate-limiting": {"enabled": False, "calls-per-second": 10, "burst-size": 1},
+    "circuit-breaker": {"enabled": False, "failure-threshold": 5, "timeout-seconds": 60},
+}
+
+
+def make_config(
+    base_url: str, behavior: dict[str, Any] | None = None, **extra: Any
+) -> dict[str, Any]:
+    """A minimal config with small timings: token ``TOKEN``; ``behavior`` merged one level deep."""
+    merged = copy.deepcopy(FAST_BEHAVIOR)
+    for key, value in (behavior or {}).items():
+        if isinstance(value, dict):
+            merged[key] = {**merged.get(key, {}), **value}
+        else:
+            merged[key] = value
+    config: dict[str, Any] = {
+        "global": {"api-base-url": base_url},
+        "script-behavior": merged,
+        "_token": TOKEN,
+    }
+    config.update(extra)
+    return config
+
+
+def stub_sequence(
+    wm: WireMock, method: str, url_path: str, responses: list[dict[str, Any]], name: str = "seq"
+) -> None:
+    """Answer successive requests with ``responses``; the last one repeats forever."""
+    for i, response in enumerate(responses):
+        mapping: dict[str, Any] = {
+            "scenarioName": name,
+            "requiredScenarioState": "Started" if i == 0 else f"step-{i}",
+            "request": {"method": method, "urlPath": url_path},
+            "response": response,
+        }
+        if i < len(responses) - 1:
+            mapping["newScenarioState"] = f"step-{i + 1}"
+        wm.stub(mapping)
+
+
+def json_response(body: Any, status: int = 200, **headers: str) -> dict[str, Any]:
+    return {
+        "status": status,
+        "jsonBody": body,
+        "headers": {"Content-Type": "application/json", **headers},
+    }
+
+
+def header(request: dict[str, Any], name: str) -> str | None:
+    """A request header from a journal entry (case-insensitive), or None."""
+    for key, value in (request.get("headers") or {}).items():
+        if key.lower() == name.lower():
+            return str(value)
+    return None
+
+
+def other_origin(wm: WireMock) -> str:
+    """The same WireMock under a second origin (localhost vs 127.0.0.1)."""
+    return wm.base_url.replace("127.0.0.1", "localhost")
+
+
+@pytest.fixture
+def api(wiremock: WireMock) -> Any:
+    client = create_rest_api(make_config(f"{wiremock.base_url}/api"))
+    yield client
+    client.close()
+
+
+# -- URLs and bodies ---------------------------------------------------------------------------
+@pytest.mark.parametrize("path", ["customers", "/customers", "//customers"])
+def test_relative_paths_join_with_exactly_one_slash(
+    wiremock: WireMock, api: TxoRestAPI, path: str
+) -> None:
+    wiremock.stub(
+        {"request": {"method": "GET", "url": "/api/customers"}, "response": json_response([1])}
+    )
+    assert api.get(path) == [1]
+    assert wiremock.count("GET", url="/api/customers") == 1
+
+
+def test_base_url_with_trailing_slash(wiremock: WireMock) -> None:
+    wiremock.stub(
+        {"request": {"method": "GET", "url": "/api/x"}, "response": json_response({"a": 1})}
+    )
+    with create_rest_api(make_config(f"{wiremock.base_url}/api/")) as client:
+        assert client.get("/x") == {"a": 1}
+    assert wiremock.count("GET", url="/api/x") == 1
+
+
+def test_get_sends_bearer_token_and_params(wiremock: WireMock, api: TxoRestAPI) -> None:
+    wiremock.stub(
+        {
+            "request": {"method": "GET", "urlPath": "/api/items"},
+            "response": json_response({"ok": True}),
+        }
+    )
+    assert api.get("items", params={"$top": 5}) == {"ok": True}
+    (seen,) = wiremock.find("GET", "/api/items")
+    assert header(seen, "Authorization") == f"Bearer {TOKEN}"
+    assert seen["url"] == "/api/items?%24top=5"
+
+
+def test_post_put_patch_send_json_bodies(wiremock: WireMock, api: TxoRestAPI) -> None:
+    for method in ("POST", "PUT", "PATCH"):
+        wiremock.stub(
+            {
+                "request": {"method": method, "urlPath": "/api/items"},
+                "response": json_response({"m": method}, 201),
+            }
+        )
+    assert api.post("items", {"name": "a"}) == {"m": "POST"}
+    assert api.put("items", {"name": "b"}) == {"m": "PUT"}
+    assert api.patch("items", {"name": "c"}) == {"m": "PATCH"}
+    bodies = [r["body"] for r in wiremock.requests()]
+    assert bodies == ['{"name": "a"}', '{"name": "b"}', '{"name": "c"}']
+
+
+def test_empty_body_is_none_and_text_is_text(wiremock: WireMock, api: TxoRestAPI) -> None:
+    wiremock.stub(
+        {"request": {"method": "DELETE", "urlPath": "/api/items/1"}, "response": {"status": 204}}
+    )
+    wiremock.stub(
+        {
+            "request": {"method": "GET", "urlPath": "/api/csv"},
+            "response": {
+                "status": 200,
+                "body": "a,b\n1,2\n",
+                "headers": {"Content-Type": "text/csv"},
+            },
+        }
+    )
+    assert api.delete("items/1") is None
+    assert api.get("csv") == "a,b\n1,2\n"
+
+
+def test_json_body_without_content_type_is_parsed(wiremock: WireMock, api: TxoRestAPI) -> None:
+    wiremock.stub(
+        {
+            "request": {"method": "GET", "urlPath": "/api/raw"},
+            "response": {"status": 200, "body": '{"n": 3}'},
+        }
+    )
+    assert api.get("raw") == {"n": 3}
+
+
+def test_without_auth_no_authorization_header(wiremock: WireMock) -> None:
+    wiremock.stub(
+        {"request": {"method": "GET", "urlPath": "/api/public"}, "response": json_response([])}
+    )
+    config = make_config(f"{wiremock.base_url}/api")
+    del config["_token"]
+    with create_rest_api(config, require_auth=False) as client:
+        assert client.get("public") == []
+    (seen,) = wiremock.find("GET", "/api/public")
+    assert header(seen, "Authorization") is None
+
+
+def test_missing_base_url_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="api-base-url"):
+        create_rest_api({"global": {}, "_token": TOKEN})
+
+
+def test_api_delay_pauses_before_each_request(wiremock: WireMock) -> None:
+    wiremock.stub(
+        {"request": {"method": "GET", "urlPath": "/api/slowly"}, "response": json_response({})}
+    )
+    config = make_config(f"{wiremock.base_url}/api", {"api-delay-seconds": 0.2})
+    with create_rest_api(config) as client:
+        client.get("slowly")
+        client.get("slowly")
+    first, second = wiremock.find("GET", "/api/slowly")
+    assert second["loggedDate"] - first["loggedDate"] >= 200
+
+
+# -- errors ------------------------------------------------------------------------------------
+def test_404_says_check_the_path(wiremock: WireMock, api: TxoRestAPI) -> None:
+    wiremock.stub(
+        {"request": {"method": "GET", "urlPath": "/api/nope"}, "response": {"status": 404}}
+    )
+    with pytest.raises(ApiOperationError) as caught:
+        api.get("nope")
+    err = caught.value
+    assert (err.status_code, err.method, err.url) == (404, "GET", f"{wiremock.base_url}/api/nope")
+    assert "api-base-url" in err.how_to_fix
+    assert wiremock.count("GET", "/api/nope") == 1
+
+
+def test_403_says_permissions(wiremock: WireMock, api: TxoRestAPI) -> None:
+    wiremock.stub(
+        {"request": {"method": "GET", "urlPath": "/api/secret"}, "response": {"status": 403}}
+    )
+    with pytest.raises(ApiOperationError) as caught:
+        api.get("secret")
+    assert caught.value.status_code == 403
+    assert "permission" in caught.value.how_to_fix
+
+
+def test_400_shows_the_server_message_truncated_and_redacted(
+    wiremock: WireMock, api: TxoRestAPI
+) -> None:
+    message = "Field 'email' is invalid; client_secret=hunter2hunter2 " + "x" * 500
+    wiremock.stub(
+        {
+            "request": {"method": "POST", "urlPath": "/api/items"},
+            "response": json_response({"error": {"code": "BadRequest", "message": message}}, 400),
+        }
+    )
+    with pytest.raises(ApiOperationError) as caught:
+        api.post("items", {"email": "nope"})
+    text = str(caught.value)
+    assert "Field 'email' is invalid" in text
+    assert "hunter2hunter2" not in text
+    assert "x" * 400 not in text
+    assert caught.value.status_code == 400
+    assert wiremock.count("POST", "/api/items") == 1
+
+
+def test_error_url_has_no_credentials_or_secret_params(wiremock: WireMock) -> None:
+    wiremock.stub({"request": {"method": "GET", "urlPath": "/api/x"}, "response": {"status": 404}})
+    base = wiremock.base_url.replace("http://", "http://user:pa55word@")
+    with (
+        create_rest_api(make_config(f"{base}/api")) as client,
+        pytest.raises(ApiOperationError) as caught,
+    ):
+        client.get("x", params={"api_key": "k3y-value-123", "top": 2})
+    assert "pa55word" not in str(caught.value) and "pa55word" not in caught.value.url
+    assert "k3y-value-123" not in str(caught.value) and "k3y-value-123" not in caught.value.url
+    assert caught.value.url.endswith("/api/x?api_key=[REDACTED]&top=2")
+
+
+# -- auth --------------------------------------------------------------------------------------
+def test_401_without_client_credentials_is_an_auth_error(wiremock: WireMock) -> None:
+    from utils.auth import clear_token_providers
+
+    clear_token_providers()
+    wiremock.stub({"request": {"method": "GET", "urlPath": "/api/me"}, "response": {"status": 401}})
+    config = make_config(f"{wiremock.base_url}/api", _az_token=TOKEN)
+    with create_rest_api(config) as client, pytest.raises(ApiAuthenticationError):
+        client.get("me")
+    assert wiremock.count("GET", "/api/me") == 1
+
+
+def _oauth_config(wm: WireMock) -> dict[str, Any]:
+    config = make_config(f"{wm.base_url}/api", _client_secret="s3cr3t-value-xyz")
+    del config["_token"]
+    config["global"].update(
+        {
+            "oauth-token-url": f"{wm.base_url}/oauth/token",
+            "client-id": "client-1",
+            "oauth-scope": "api://x/.default",
+        }
+    )
+    return config
+
+
+def test_401_refreshes_the_token_once_and_retries(wiremock: WireMock) -> None:
+    from utils.auth import clear_token_providers
+
+    clear_token_providers()
+    stub_sequence(
+        wiremock,
+        "POST",
+        "/oauth/token",
+        [
+            json_response({"access_token": "first-token-aaaa", "expires_in": 3600}),
+            json_response({"access_token": "second-token-bbbb", "expires_in": 3600}),
+        ],
+        name="tokens",
+    )
+    stub_sequence(
+        wiremock, "GET", "/api/me", [{"status": 401}, json_response({"me": 1})], name="api"
+    )
+    with create_rest_api(_oauth_config(wiremock)) as client:
+        assert client.get("me") == {"me": 1}
+    assert wiremock.count("POST", "/oauth/token") == 2
+    calls = wiremock.find("GET", "/api/me")
+    assert [header(c, "Authorization") for c in calls] == [
+        "Bearer first-token-aaaa",
+        "Bearer second-token-bbbb",
+    ]
+
+
+def test_401_after_refresh_is_an_auth_error(wiremock: WireMock) -> None:
+    from utils.auth import clear_token_providers
+
+    clear_token_providers()
+    wiremock.stub(
+        {
+            "request": {"method": "POST", "urlPath": "/oauth/token"},
+            "response": json_response({"access_token": "tok-zzzzzzzz", "expires_in": 3600}),
+        }
+    )
+    wiremock.stub({"request": {"method": "GET", "urlPath": "/api/me"}, "response": {"status": 401}})
+    with (
+        create_rest_api(_oauth_config(wiremock)) as client,
+        pytest.raises(ApiAuthenticationError, match="even after a token refresh"),
+    ):
+        client.get("me")
+    assert wiremock.count("GET", "/api/me") == 2
+    assert wiremock.count("POST", "/oauth/token") == 2
+
+
+def test_redirect_to_another_origin_drops_the_token(wiremock: WireMock) -> None:
+    wiremock.stub(
+        {
+            "request": {"method": "GET", "urlPath": "/api/moved"},
+            "response": {
+                "status": 302,
+                "headers": {"Location": f"{other_origin(wiremock)}/elsewhere"},
+            },
+        }
+    )
+    wiremock.stub(
+        {
+            "request": {"method": "GET", "urlPath": "/elsewhere"},
+            "response": json_response({"here": True}),
+        }
+    )
+    with create_rest_api(make_config(f"{wiremock.base_url}/api")) as client:
+        assert client.get("moved") == {"here": True}
+    (moved,) = wiremock.find("GET", "/api/moved")
+    (landed,) = wiremock.find("GET", "/elsewhere")
+    assert header(moved, "Authorization") == f"Bearer {TOKEN}"
+    assert header(landed, "Authorization") is None
+
+
+def test_absolute_url_on_another_origin_gets_no_token(wiremock: WireMock, api: TxoRestAPI) -> None:
+    wiremock.stub(
+        {"request": {"method": "GET", "urlPath": "/foreign"}, "response": json_response([])}
+    )
+    api.get(f"{other_origin(wiremock)}/foreign")
+    api.get(f"{wiremock.base_url}/foreign")
+    foreign, own = wiremock.find("GET", "/foreign")
+    assert header(foreign, "Authorization") is None
+    assert header(own, "Authorization") == f"Bearer {TOKEN}"
+
+
+# -- manager and counters ----------------------------------------------------------------------
+def test_api_manager_reuses_clients_and_closes_them(wiremock: WireMock) -> None:
+    wiremock.stub(
+        {"request": {"method": "GET", "urlPath": "/api/ping"}, "response": json_response({})}
+    )
+    with ApiManager(make_config(f"{wiremock.base_url}/api")) as manager:
+        authed = manager.get_rest_api()
+        assert manager.get_rest_api() is authed
+        anonymous = manager.get_rest_api(require_auth=False)
+        assert anonymous is not authed
+        authed.get("ping")
+        anonymous.get("ping")
+        pools = [
+            c.transport.session.get_adapter("http://x").poolmanager.pools
+            for c in (authed, anonymous)
+        ]
+        assert all(len(p) == 1 for p in pools)
+    assert all(len(p) == 0 for p in pools)
+
+
+def test_counters_count_requests_and_retries(wiremock: WireMock, api: TxoRestAPI) -> None:
+    stub_sequence(wiremock, "GET", "/api/c", [{"status": 429}, {"status": 503}, json_response({})])
+    before = run_stats.snapshot()
+    api.get("c")
+    after = run_stats.snapshot()
+
+    def delta(name: str) -> int:
+        return after.get(name, 0) - before.get(name, 0)
+
+    assert (
+        delta(run_stats.API_CALLS),
+        delta(run_stats.RETRIES),
+        delta(run_stats.RATE_LIMITED),
+    ) == (3, 2, 1)

@@ -1,0 +1,557 @@
+"""TxoDataHandler: round trips of every format, every rejection, loads, file names."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from decimal import Decimal
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from utils import path_helpers, run_stats
+from utils.exceptions import ConfigurationError, FileOperationError, ValidationError
+from utils.load_n_save import ACCEPTED, TxoDataHandler, timestamped_filename
+
+BIG_DECIMAL = Decimal("12345678901234567890.123456789")
+INT64_MAX = 2**63 - 1
+UNICODE = ["😀 emoji", "中文 CJK", "עברית RTL", "e\u0301 combining"]
+
+
+@pytest.fixture
+def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setattr(path_helpers, "PROJECT_ROOT", tmp_path)
+    run_stats.reset()
+    return tmp_path
+
+
+@pytest.fixture
+def handler() -> TxoDataHandler:
+    return TxoDataHandler()
+
+
+def files_under(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+def sample_frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "zeta": [3, 1, INT64_MAX, 4],
+            "text": UNICODE,
+            "amount": [1.5, float("nan"), -2.25, 0.0],
+            "when": pd.to_datetime(
+                ["2024-01-01 08:00:00", "2024-02-29 23:59:59", None, "1999-12-31 00:00:00"]
+            ),
+            "alpha": [True, False, True, False],
+        }
+    )
+
+
+# --- round trips -------------------------------------------------------------------------
+
+
+def test_json_round_trip_keeps_decimal_digits_dates_nulls_unicode_big_ints_and_key_order(
+    root: Path, handler: TxoDataHandler
+) -> None:
+    data = {
+        "z_first": 1,
+        "amount": BIG_DECIMAL,
+        "when": dt.datetime(2024, 3, 5, 14, 7, 9, 123456, tzinfo=dt.timezone.utc),
+        "day": dt.date(2024, 2, 29),
+        "missing": None,
+        "nan": float("nan"),
+        "nat": pd.NaT,
+        "int64_max": INT64_MAX,
+        "beyond_int64": 2**100,
+        "texts": UNICODE,
+        "a_last": [{"b": 2, "a": 1}],
+    }
+    path = handler.save(data, "output", "data.json")
+
+    text = path.read_text(encoding="utf-8")
+    assert '"amount": 12345678901234567890.123456789,' in text
+    assert "😀 emoji" in text  # UTF-8, not \\u escapes
+    loaded = handler.load_json("output", "data.json", parse_float=Decimal)
+    assert loaded == {
+        "z_first": 1,
+        "amount": BIG_DECIMAL,
+        "when": "2024-03-05T14:07:09.123456+00:00",
+        "day": "2024-02-29",
+        "missing": None,
+        "nan": None,
+        "nat": None,
+        "int64_max": INT64_MAX,
+        "beyond_int64": 2**100,
+        "texts": UNICODE,
+        "a_last": [{"b": 2, "a": 1}],
+    }
+    assert list(loaded) == list(data)
+    assert list(loaded["a_last"][0]) == ["b", "a"]
+
+
+def test_json_from_a_dataframe_is_a_list_of_row_objects(
+    root: Path, handler: TxoDataHandler
+) -> None:
+    handler.save(sample_frame(), "output", "rows.json")
+    rows = handler.load_json("output", "rows.json")
+    assert rows[1] == {
+        "zeta": 1,
+        "text": "中文 CJK",
+        "amount": None,
+        "when": "2024-02-29T23:59:59",
+        "alpha": False,
+    }
+    assert rows[2]["when"] is None
+    assert rows[2]["zeta"] == INT64_MAX
+
+
+@pytest.mark.parametrize("data", [[], {}])
+def test_json_empty_containers(root: Path, handler: TxoDataHandler, data: object) -> None:
+    handler.save(data, "output", "empty.json")
+    assert handler.load_json("output", "empty.json") == data
+
+
+def test_jsonl_round_trip_of_a_list(root: Path, handler: TxoDataHandler) -> None:
+    records = [{"id": i, "v": BIG_DECIMAL, "t": UNICODE[i % 4]} for i in range(5)]
+    path = handler.save(records, "output", "rows.jsonl")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 5
+    assert lines[0] == '{"id":0,"v":12345678901234567890.123456789,"t":"😀 emoji"}'
+    assert handler.load_json("output", "rows.jsonl", parse_float=Decimal) == records
+
+
+def test_jsonl_streams_pages_single_records_and_dataframes_in_order(
+    root: Path, handler: TxoDataHandler
+) -> None:
+    def pages():
+        yield [{"id": 1}, {"id": 2}]
+        yield {"id": 3}
+        yield pd.DataFrame({"id": [4, 5]})
+        yield []
+        yield {"id": 6}
+
+    handler.save(pages(), "output", "stream.jsonl")
+    assert handler.load_json("output", "stream.jsonl") == [{"id": i} for i in range(1, 7)]
+
+
+@pytest.mark.parametrize("data", [[], iter([])])
+def test_jsonl_empty_data_writes_an_empty_file(
+    root: Path, handler: TxoDataHandler, data: object
+) -> None:
+    path = handler.save(data, "output", "empty.jsonl")
+    assert path.read_bytes() == b""
+    assert handler.load_json("output", "empty.jsonl") == []
+
+
+def test_csv_round_trip_keeps_columns_unicode_big_ints_and_decimal_digits(
+    root: Path, handler: TxoDataHandler
+) -> None:
+    frame = sample_frame()
+    frame["exact"] = [BIG_DECIMAL, Decimal("0.10"), None, Decimal("-1E+3")]
+    path = handler.save(frame, "output", "report.csv")
+
+    assert path.read_text(encoding="utf-8").splitlines()[0] == "zeta,text,amount,when,alpha,exact"
+    loaded = handler.load_csv("output", "report.csv", dtype={"exact": str}, parse_dates=["when"])
+    assert list(loaded.columns) == list(frame.columns)
+    assert loaded["zeta"].tolist() == [3, 1, INT64_MAX, 4]
+    assert loaded["text"].tolist() == UNICODE
+    assert loaded["exact"].tolist()[:2] == ["12345678901234567890.123456789", "0.10"]
+    assert pd.isna(loaded["exact"][2])
+    assert pd.isna(loaded["amount"][1])
+    assert loaded["when"].tolist()[:2] == [
+        pd.Timestamp("2024-01-01 08:00"),
+        pd.Timestamp("2024-02-29 23:59:59"),
+    ]
+    assert pd.isna(loaded["when"][2])
+
+
+def test_csv_from_a_list_of_dicts_unites_keys_in_first_seen_order(
+    root: Path, handler: TxoDataHandler
+) -> None:
+    path = handler.save([{"b": 1, "a": "x"}, {"a": "y", "c": 3}], "output", "rows.csv")
+    assert path.read_text(encoding="utf-8") == "b,a,c\n1.0,x,\n,y,3.0\n"
+
+
+def test_csv_empty_frame_writes_the_header_and_empty_list_an_empty_file(
+    root: Path, handler: TxoDataHandler
+) -> None:
+    assert handler.save(pd.DataFrame(columns=["a", "b"]), "output", "h.csv").read_text() == "a,b\n"
+    assert handler.save([], "output", "e.csv").read_bytes() == b""
+    assert handler.load_csv("output", "e.csv").empty
+
+
+def test_parquet_round_trip_keeps_types_decimals_timezones_and_unicode(
+    root: Path, handler: TxoDataHandler
+) -> None:
+    frame = sample_frame()
+    frame["exact"] = [BIG_DECIMAL, Decimal("0.1"), None, Decimal("-1000")]
+    frame["aware"] = pd.to_datetime(["2024-06-01 12:00"] * 4).tz_localize("Europe/Amsterdam")
+    handler.save(frame, "output", "report.parquet")
+
+    loaded = handler.load_parquet("output", "report.parquet")
+    assert list(loaded.columns) == list(frame.columns)
+    assert loaded["exact"].tolist()[0] == BIG_DECIMAL
+    assert str(loaded["aware"].dt.tz) == "Europe/Amsterdam"
+    assert loaded["zeta"].tolist() == [3, 1, INT64_MAX, 4]
+    assert loaded["text"].tolist() == UNICODE
+    pd.testing.assert_frame_equal(loaded.drop(columns=["exact"]), frame.drop(columns=["exact"]))
+
+
+def test_parquet_from_a_list_of_dicts_keeps_integers_with_nulls_as_integers(
+    root: Path, handler: TxoDataHandler
+) -> None:
+    path = handler.save([{"id": 1, "n": None}, {"id": 2, "n": 5, "late": "x"}], "data", "r.parquet")
+    table = pq.read_table(path)
+    assert table.column_names == ["id", "n", "late"]
+    assert str(table.schema.field("n").type) == "int64"
+    assert table.to_pylist() == [
+        {"id": 1, "n": None, "late": None},
+        {"id": 2, "n": 5, "late": "x"},
+    ]
+
+
+def test_parquet_column_mixing_types_is_a_validation_error(
+    root: Path, handler: TxoDataHandler
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        handler.save(pd.DataFrame({"mixed": [1, "one"]}), "output", "m.parquet")
+    assert info.value.what_went_wrong.startswith("Cannot convert the rows from row 0 to Parquet")
+    assert files_under(root) == []
+
+
+def test_parquet_empty_frame_keeps_its_columns(root: Path, handler: TxoDataHandler) -> None:
+    handler.save(pd.DataFrame({"a": pd.Series([], dtype="int64")}), "output", "e.parquet")
+    loaded = handler.load_parquet("output", "e.parquet")
+    assert list(loaded.columns) == ["a"]
+    assert len(loaded) == 0
+
+
+def test_xlsx_round_trip_of_a_frame(root: Path, handler: TxoDataHandler) -> None:
+    frame = sample_frame()
+    handler.save(frame, "output", "report.xlsx")
+    loaded = handler.load_excel("output", "report.xlsx", dtype={"zeta": str})
+    assert list(loaded.columns) == list(frame.columns)
+    # Beyond 15 digits an integer is written as text so no digit is lost.
+    assert loaded["zeta"].tolist() == ["3", "1", str(INT64_MAX), "4"]
+    assert loaded["text"].tolist() == UNICODE
+    assert loaded["when"].tolist()[:2] == frame["when"].tolist()[:2]
+    assert pd.isna(loaded["when"][2]) and pd.isna(loaded["amount"][1])
+    assert loaded["alpha"].tolist() == [True, False, True, False]
+
+
+def test_xlsx_dict_of_frames_writes_one_sheet_each_and_loads_back_by_name(
+    root: Path, handler: TxoDataHandler
+) -> None:
+    sheets = {"customers": pd.DataFrame({"id": [1, 2]}), "orders": [{"n": "a"}, {"n": "b"}]}
+    handler.save(sheets, "output", "book.xlsx")
+    everything = handler.load_excel("output", "book.xlsx", sheet_name=None)
+    assert list(everything) == ["customers", "orders"]
+    assert everything["orders"]["n"].tolist() == ["a", "b"]
+    assert handler.load_excel("output", "book.xlsx")["id"].tolist() == [1, 2]
+    assert handler.load_excel("output", "book.xlsx", sheet_name=1)["n"].tolist() == ["a", "b"]
+    assert handler.load_excel("output", "book.xlsx", sheet_name="orders").shape == (2, 1)
+
+
+def test_xlsx_empty_frame_writes_the_header(root: Path, handler: TxoDataHandler) -> None:
+    handler.save(pd.DataFrame(columns=["a", "b"]), "output", "empty.xlsx")
+    loaded = handler.load_excel("output", "empty.xlsx")
+    assert list(loaded.columns) == ["a", "b"] and loaded.empty
+
+
+def test_xlsx_empty_dict_writes_one_empty_sheet(root: Path, handler: TxoDataHandler) -> None:
+    handler.save({}, "output", "none.xlsx")
+    assert list(handler.load_excel("output", "none.xlsx", sheet_name=None)) == ["Sheet1"]
+
+
+@pytest.mark.parametrize("text", ["", "line 1\r\nline 2\n😀 中文 עברית\n", "no newline"])
+def test_txt_is_written_exactly(root: Path, handler: TxoDataHandler, text: str) -> None:
+    path = handler.save(text, "output", "notes.txt")
+    assert path.read_bytes() == text.encode("utf-8")
+
+
+def test_extension_is_case_insensitive_and_the_name_is_kept(
+    root: Path, handler: TxoDataHandler
+) -> None:
+    path = handler.save([{"a": 1}], "output", "Report.CSV")
+    assert path == root / "output" / "Report.CSV"
+    assert path.read_text() == "a\n1\n"
+
+
+def test_sub_folders_in_the_file_name_are_created(root: Path, handler: TxoDataHandler) -> None:
+    path = handler.save("x", "output", "2024/03/notes.txt")
+    assert path == root / "output" / "2024" / "03" / "notes.txt"
+    assert handler.exists("output", "2024/03/notes.txt")
+
+
+# --- kwargs reach the writer -------------------------------------------------------------
+
+
+def test_csv_kwargs_override_the_defaults(root: Path, handler: TxoDataHandler) -> None:
+    frame = pd.DataFrame({"a": [1, 2]}, index=["x", "y"])
+    path = handler.save(frame, "output", "k.csv", sep=";", index=True, encoding="utf-8-sig")
+    assert path.read_bytes() == "\ufeff;a\nx;1\ny;2\n".encode()
+
+
+def test_json_kwargs_reach_the_encoder(root: Path, handler: TxoDataHandler) -> None:
+    path = handler.save({"b": 1, "a": "é"}, "output", "k.json", indent=None, sort_keys=True)
+    assert path.read_text(encoding="utf-8") == '{"a": "é", "b": 1}'
+    path = handler.save({"a": "é"}, "output", "k.json", indent=None, ensure_ascii=True)
+    assert path.read_text() == '{"a": "\\u00e9"}'
+
+
+def test_parquet_kwargs_reach_pyarrow(root: Path, handler: TxoDataHandler) -> None:
+    path = handler.save(pd.DataFrame({"a": range(10)}), "output", "k.parquet", compression="gzip")
+    assert pq.ParquetFile(path).metadata.row_group(0).column(0).compression == "GZIP"
+
+
+def test_xlsx_sheet_name_kwarg(root: Path, handler: TxoDataHandler) -> None:
+    handler.save(pd.DataFrame({"a": [1]}), "output", "k.xlsx", sheet_name="Data")
+    assert list(handler.load_excel("output", "k.xlsx", sheet_name=None)) == ["Data"]
+
+
+def test_xlsx_sheet_name_kwarg_with_a_dict_is_rejected(root: Path, handler: TxoDataHandler) -> None:
+    with pytest.raises(ValidationError, match="dict's keys name its sheets"):
+        handler.save({"a": pd.DataFrame()}, "output", "k.xlsx", sheet_name="Data")
+    assert files_under(root) == []
+
+
+# --- counting and logging ----------------------------------------------------------------
+
+
+def test_each_file_written_is_counted_and_logged_with_its_size(
+    root: Path, handler: TxoDataHandler, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="utils.load_n_save")
+    handler.save("hello", "output", "a.txt")
+    handler.save([{"a": 1}], "output", "b.csv")
+    with pytest.raises(ValidationError):
+        handler.save("hello", "output", "c.csv")
+    assert run_stats.get(run_stats.FILES_WRITTEN) == 2
+    messages = [r.getMessage() for r in caplog.records if r.name == "utils.load_n_save"]
+    assert messages == [
+        f"Saved {root / 'output' / 'a.txt'} (5 B)",
+        f"Saved {root / 'output' / 'b.csv'} (4 B)",
+    ]
+
+
+# --- rejections: nothing is written ------------------------------------------------------
+
+WRONG_TYPES = [
+    (".json", "text"),
+    (".json", 42),
+    (".json", iter([{"a": 1}])),
+    (".json", {1, 2}),
+    (".jsonl", {"a": 1}),
+    (".jsonl", "text"),
+    (".jsonl", 3.5),
+    (".csv", {"a": [1, 2]}),
+    (".csv", "a,b\n1,2\n"),
+    (".csv", [1, 2, 3]),
+    (".csv", [{"a": 1}, "b"]),
+    (".csv", None),
+    (".parquet", {"a": [1]}),
+    (".parquet", "text"),
+    (".parquet", [[1, 2]]),
+    (".xlsx", "text"),
+    (".xlsx", iter([[{"a": 1}]])),
+    (".xlsx", {"sheet": {"a": 1}}),
+    (".xlsx", {"sheet": [1, 2]}),
+    (".xlsx", [1]),
+    (".txt", {"a": 1}),
+    (".txt", ["line"]),
+    (".txt", b"bytes"),
+    (".txt", pd.DataFrame({"a": [1]})),
+]
+
+
+@pytest.mark.parametrize(("ext", "data"), WRONG_TYPES)
+def test_wrong_data_type_is_rejected_naming_what_is_accepted_and_nothing_is_written(
+    root: Path, handler: TxoDataHandler, ext: str, data: object
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        handler.save(data, "output", f"sub/out{ext}")
+    message = info.value.what_went_wrong
+    assert ACCEPTED[ext] in message or "not a dict" in message
+    assert files_under(root) == []
+    assert run_stats.get(run_stats.FILES_WRITTEN) == 0
+
+
+def test_the_accepted_types_are_named_in_the_message(root: Path, handler: TxoDataHandler) -> None:
+    with pytest.raises(ValidationError) as info:
+        handler.save("text", "output", "out.parquet")
+    assert info.value.what_went_wrong == (
+        "Cannot save a str as .parquet; .parquet accepts a DataFrame, a list of dicts, "
+        "or an iterator of pages (streamed)."
+    )
+
+
+@pytest.mark.parametrize("filename", ["report.xls", "report.docx", "report", "report.csv.bak"])
+def test_unknown_extension_is_rejected_listing_the_supported_ones(
+    root: Path, handler: TxoDataHandler, filename: str
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        handler.save([{"a": 1}], "output", filename)
+    assert info.value.how_to_fix == (
+        "Name the file with one of: .json, .jsonl, .csv, .parquet, .xlsx, .txt."
+    )
+    assert files_under(root) == []
+
+
+@pytest.mark.parametrize(
+    "filename", ["../escape.csv", "a/../../escape.csv", "/tmp/absolute.csv", "sub/../../../x.csv"]
+)
+def test_escaping_or_absolute_names_are_rejected_and_nothing_is_written(
+    root: Path, handler: TxoDataHandler, filename: str
+) -> None:
+    before = set(Path("/tmp").iterdir())
+    with pytest.raises(FileOperationError):
+        handler.save([{"a": 1}], "output", filename)
+    assert files_under(root) == []
+    assert set(Path("/tmp").iterdir()) == before
+    assert run_stats.get(run_stats.FILES_WRITTEN) == 0
+
+
+def test_unknown_category_is_rejected(root: Path, handler: TxoDataHandler) -> None:
+    with pytest.raises(FileOperationError, match="Unknown folder category"):
+        handler.save([{"a": 1}], "secrets", "x.csv")
+    assert files_under(root) == []
+
+
+# --- loads ---------------------------------------------------------------------------------
+
+
+def test_missing_file_names_the_folder_lists_it_and_guesses(
+    root: Path, handler: TxoDataHandler
+) -> None:
+    handler.save("x", "output", "customers.txt")
+    handler.save([{"a": 1}], "output", "customers.csv")
+    with pytest.raises(FileOperationError) as info:
+        handler.load_csv("output", "customer.csv")
+    error = info.value
+    assert error.what_went_wrong == f"File 'customer.csv' not found in {root / 'output'}."
+    assert "It holds: customers.csv, customers.txt." in error.how_to_fix
+    assert error.example == 'handler.load_csv("output", "customers.csv")'
+
+
+def test_missing_file_in_an_empty_folder(root: Path, handler: TxoDataHandler) -> None:
+    with pytest.raises(FileOperationError) as info:
+        handler.load_json("data", "nothing.json")
+    assert "It is empty or missing." in info.value.how_to_fix
+
+
+def test_listing_is_capped(root: Path, handler: TxoDataHandler) -> None:
+    for i in range(13):
+        handler.save("x", "tmp", f"f{i:02}.txt")
+    with pytest.raises(FileOperationError) as info:
+        handler.load_parquet("tmp", "zzz.parquet")
+    assert "f09.txt (and 3 more)." in info.value.how_to_fix
+
+
+def test_corrupt_json_is_a_validation_error_with_line_and_column(
+    root: Path, handler: TxoDataHandler
+) -> None:
+    (root / "data").mkdir()
+    (root / "data" / "bad.json").write_text('{\n  "a": 1,\n  "b": oops\n}\n')
+    with pytest.raises(ValidationError) as info:
+        handler.load_json("data", "bad.json")
+    assert info.value.what_went_wrong == (
+        f"{root / 'data' / 'bad.json'} is not valid JSON: Expecting value at line 3, column 8."
+    )
+
+
+def test_corrupt_json_lines_name_the_line(root: Path, handler: TxoDataHandler) -> None:
+    (root / "data").mkdir()
+    (root / "data" / "bad.jsonl").write_text('{"a": 1}\n\n{"a": oops}\n')
+    with pytest.raises(ValidationError) as info:
+        handler.load_json("data", "bad.jsonl")
+    assert info.value.what_went_wrong.endswith("Expecting value at line 3, column 7.")
+
+
+def test_json_with_a_byte_order_mark_loads(root: Path, handler: TxoDataHandler) -> None:
+    (root / "data").mkdir()
+    (root / "data" / "bom.json").write_bytes(b'\xef\xbb\xbf{"a": 1}')
+    assert handler.load_json("data", "bom.json") == {"a": 1}
+
+
+@pytest.mark.parametrize(
+    ("method", "name", "content"),
+    [
+        ("load_parquet", "bad.parquet", b"not parquet at all"),
+        ("load_excel", "bad.xlsx", b"not a zip file"),
+        ("load_csv", "bad.csv", b"a,b\n1,2,3,4\n\xff\xfe"),
+    ],
+)
+def test_corrupt_files_are_validation_errors(
+    root: Path, handler: TxoDataHandler, method: str, name: str, content: bytes
+) -> None:
+    (root / "data").mkdir()
+    (root / "data" / name).write_bytes(content)
+    with pytest.raises(ValidationError) as info:
+        getattr(handler, method)("data", name)
+    assert info.value.what_went_wrong.startswith(f"{root / 'data' / name} is not a valid")
+
+
+def test_missing_sheet_lists_the_sheets(root: Path, handler: TxoDataHandler) -> None:
+    handler.save({"a": pd.DataFrame({"x": [1]}), "b": pd.DataFrame()}, "output", "s.xlsx")
+    with pytest.raises(ValidationError) as info:
+        handler.load_excel("output", "s.xlsx", sheet_name="c")
+    assert "its sheets are: a, b." in info.value.what_went_wrong
+    with pytest.raises(ValidationError):
+        handler.load_excel("output", "s.xlsx", sheet_name=2)
+
+
+def test_exists(root: Path, handler: TxoDataHandler) -> None:
+    assert not handler.exists("output", "sub/a.txt")
+    handler.save("x", "output", "sub/a.txt")
+    assert handler.exists("output", "sub/a.txt")
+    assert not handler.exists("output", "sub")  # a folder is not a file
+    with pytest.raises(FileOperationError):
+        handler.exists("output", "../config/x.json")
+
+
+# --- timestamped_filename ----------------------------------------------------------------
+
+CONFIG = {"_org_id": "acme", "_env_type": "prod"}
+
+
+@pytest.mark.parametrize("ext", ["xlsx", ".xlsx"])
+def test_timestamped_filename_with_an_injected_time(ext: str) -> None:
+    now = dt.datetime(2024, 3, 5, 14, 7, 59, tzinfo=dt.timezone.utc)
+    assert (
+        timestamped_filename(CONFIG, "customers", ext, now=now)
+        == "acme-prod-customers_2024-03-05T1407Z.xlsx"
+    )
+
+
+def test_timestamped_filename_converts_to_utc() -> None:
+    tz = dt.timezone(dt.timedelta(hours=-5))
+    now = dt.datetime(2024, 12, 31, 22, 30, tzinfo=tz)
+    assert timestamped_filename(CONFIG, "r", "csv", now=now) == "acme-prod-r_2025-01-01T0330Z.csv"
+
+
+def test_timestamped_filename_defaults_to_utc_now() -> None:
+    before = dt.datetime.now(dt.timezone.utc).replace(second=0, microsecond=0)
+    name = timestamped_filename(CONFIG, "r", "json")
+    after = dt.datetime.now(dt.timezone.utc)
+    stamp = dt.datetime.strptime(name, "acme-prod-r_%Y-%m-%dT%H%MZ.json")
+    assert before <= stamp.replace(tzinfo=dt.timezone.utc) <= after
+
+
+def test_timestamped_filename_needs_the_injected_keys() -> None:
+    with pytest.raises(ConfigurationError, match="_org_id/_env_type"):
+        timestamped_filename({"global": {}}, "r", "csv")
+
+
+@pytest.mark.parametrize(("name", "ext"), [("", "csv"), ("a/b", "csv"), ("r", ""), ("r", ".")])
+def test_timestamped_filename_rejects_bad_parts(name: str, ext: str) -> None:
+    with pytest.raises(ValidationError):
+        timestamped_filename(CONFIG, name, ext)
+
+
+def test_json_text_is_valid_json_for_a_standard_parser(root: Path, handler: TxoDataHandler) -> None:
+    path = handler.save({"n": float("inf"), "d": Decimal("1E+3")}, "output", "v.json")
+    assert json.loads(path.read_text()) == {"n": None, "d": 1000.0}

@@ -1,0 +1,245 @@
+"""Streams of pages to CSV, Parquet and JSON Lines: batching, schema drift, bad pages."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from utils import path_helpers, table_writers
+from utils.exceptions import ValidationError
+from utils.load_n_save import TxoDataHandler
+
+
+@pytest.fixture
+def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setattr(path_helpers, "PROJECT_ROOT", tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def handler() -> TxoDataHandler:
+    return TxoDataHandler()
+
+
+def pages(*batches: Any) -> Iterator[Any]:
+    yield from batches
+
+
+def numbered(count: int, size: int, **extra: Any) -> Iterator[list[dict[str, Any]]]:
+    for page in range(count):
+        yield [{"id": page * size + i, **extra} for i in range(size)]
+
+
+def visible(root: Path) -> list[str]:
+    return sorted(p.name for p in (root / "output").iterdir())
+
+
+# --- Parquet -------------------------------------------------------------------------------
+
+
+def test_parquet_stream_writes_one_row_group_per_batch(root: Path, handler: TxoDataHandler) -> None:
+    path = handler.save(numbered(10, 100), "output", "s.parquet", row_group_size=250)
+    file = pq.ParquetFile(path)
+    assert file.metadata.num_rows == 1000
+    assert [file.metadata.row_group(i).num_rows for i in range(file.num_row_groups)] == [
+        300,
+        300,
+        300,
+        100,
+    ]
+    assert pq.read_table(path)["id"].to_pylist() == list(range(1000))
+
+
+def test_parquet_stream_of_single_dicts_and_frames_keeps_order(
+    root: Path, handler: TxoDataHandler
+) -> None:
+    data = pages({"id": 0}, {"id": 1}, pd.DataFrame({"id": [2, 3]}), [{"id": 4}], [], {"id": 5})
+    path = handler.save(data, "output", "mix.parquet")
+    assert pq.read_table(path)["id"].to_pylist() == [0, 1, 2, 3, 4, 5]
+
+
+def test_parquet_column_null_in_the_first_page_takes_a_later_pages_type(
+    root: Path, handler: TxoDataHandler
+) -> None:
+    data = pages([{"id": 1, "note": None}], [{"id": 2, "note": "late"}])
+    path = handler.save(data, "output", "n.parquet")
+    table = pq.read_table(path)
+    assert table.schema.field("note").type == pa.string()
+    assert table["note"].to_pylist() == [None, "late"]
+
+
+def test_parquet_later_page_missing_a_column_gets_nulls(
+    root: Path, handler: TxoDataHandler
+) -> None:
+    data = pages([{"id": 1, "note": "a"}], [{"id": 2}])
+    path = handler.save(data, "output", "m.parquet", row_group_size=1)
+    assert pq.read_table(path).to_pylist() == [{"id": 1, "note": "a"}, {"id": 2, "note": None}]
+
+
+def test_parquet_later_page_with_a_new_column_is_rejected_and_nothing_is_written(
+    root: Path, handler: TxoDataHandler
+) -> None:
+    data = pages([{"id": 1}], [{"id": 2, "surprise": "x"}])
+    with pytest.raises(ValidationError) as info:
+        handler.save(data, "output", "c.parquet", row_group_size=1)
+    assert info.value.what_went_wrong == (
+        "The rows from row 1 have column(s) ['surprise'] that the first rows of the Parquet "
+        "file did not have; the columns are fixed by the first batch of rows."
+    )
+    assert "schema=" in info.value.how_to_fix
+    assert visible(root) == []
+
+
+def test_parquet_incompatible_type_after_the_first_row_group_names_the_column(
+    root: Path, handler: TxoDataHandler
+) -> None:
+    data = pages([{"id": 1}], [{"id": 2.0}], [{"id": 2.5}])
+    with pytest.raises(ValidationError) as info:
+        handler.save(data, "output", "t.parquet", row_group_size=1)
+    assert info.value.what_went_wrong.startswith(
+        "Column 'id' in the rows from row 2 holds double values that do not convert to the "
+        "file's int64"
+    )
+    assert visible(root) == []
+
+
+def test_parquet_types_are_promoted_within_the_first_row_group(
+    root: Path, handler: TxoDataHandler
+) -> None:
+    path = handler.save(pages([{"v": 1}], [{"v": 2.5}]), "output", "p.parquet")
+    assert pq.read_table(path)["v"].to_pylist() == [1.0, 2.5]
+
+
+def test_parquet_schema_kwarg_fixes_the_columns_up_front(
+    root: Path, handler: TxoDataHandler
+) -> None:
+    schema = pa.schema([("id", pa.int32()), ("note", pa.string())])
+    data = pages([{"id": 1}], [{"note": "x", "id": 2}])
+    path = handler.save(data, "output", "s.parquet", schema=schema, row_group_size=1)
+    table = pq.read_table(path)
+    assert table.schema.equals(schema, check_metadata=False)
+    assert table.to_pylist() == [{"id": 1, "note": None}, {"id": 2, "note": "x"}]
+
+
+def test_parquet_empty_stream_writes_an_empty_file_with_the_schema_when_given(
+    root: Path, handler: TxoDataHandler
+) -> None:
+    path = handler.save(iter([]), "output", "e.parquet")
+    assert pq.read_table(path).num_rows == 0
+    schema = pa.schema([("id", pa.int64())])
+    path = handler.save(iter([[]]), "output", "e2.parquet", schema=schema)
+    assert pq.read_table(path).schema.equals(schema, check_metadata=False)
+
+
+def test_parquet_integer_beyond_64_bits_is_a_validation_error(
+    root: Path, handler: TxoDataHandler
+) -> None:
+    with pytest.raises(ValidationError, match="Cannot convert the rows from row 0 to Parquet"):
+        handler.save([{"n": 2**64}], "output", "big.parquet")
+    assert visible(root) == []
+
+
+def test_parquet_list_with_a_schema(root: Path, handler: TxoDataHandler) -> None:
+    schema = pa.schema([("id", pa.int16())])
+    path = handler.save([{"id": 1}], "output", "l.parquet", schema=schema)
+    assert pq.read_table(path).schema.field("id").type == pa.int16()
+
+
+# --- CSV -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_csv_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(table_writers, "CSV_BATCH_ROWS", 3)
+
+
+def test_csv_stream_writes_the_header_once_and_every_row(
+    root: Path, handler: TxoDataHandler, small_csv_batches: None
+) -> None:
+    path = handler.save(numbered(5, 2, name="n"), "output", "s.csv")
+    lines = path.read_text().splitlines()
+    assert lines[0] == "id,name"
+    assert lines[1:] == [f"{i},n" for i in range(10)]
+
+
+def test_csv_stream_mixes_dicts_lists_and_frames_in_order(
+    root: Path, handler: TxoDataHandler, small_csv_batches: None
+) -> None:
+    data = pages({"a": 1}, pd.DataFrame({"a": [2, 3]}), [{"a": 4}], {"a": 5}, {"a": 6}, {"a": 7})
+    path = handler.save(data, "output", "m.csv")
+    assert path.read_text() == "a\n1\n2\n3\n4\n5\n6\n7\n"
+
+
+def test_csv_later_batch_missing_a_column_gets_empty_cells(
+    root: Path, handler: TxoDataHandler, small_csv_batches: None
+) -> None:
+    data = pages([{"a": 1, "b": "x"}] * 3, [{"a": 2}])
+    assert handler.save(data, "output", "g.csv").read_text() == "a,b\n1,x\n1,x\n1,x\n2,\n"
+
+
+def test_csv_later_batch_with_a_new_column_is_rejected(
+    root: Path, handler: TxoDataHandler, small_csv_batches: None
+) -> None:
+    data = pages([{"a": 1}] * 3, [{"a": 2, "b": 3}])
+    with pytest.raises(ValidationError, match=r"from row 3 have column\(s\) \['b'\]"):
+        handler.save(data, "output", "n.csv")
+    assert visible(root) == []
+
+
+def test_csv_columns_are_united_within_the_first_batch(root: Path, handler: TxoDataHandler) -> None:
+    data = pages([{"a": 1}], [{"b": 2}])
+    assert handler.save(data, "output", "u.csv").read_text() == "a,b\n1.0,\n,2.0\n"
+
+
+def test_csv_empty_stream_writes_an_empty_file(root: Path, handler: TxoDataHandler) -> None:
+    assert handler.save(iter([]), "output", "e.csv").read_bytes() == b""
+
+
+def test_csv_header_false_is_honoured_for_streams(
+    root: Path, handler: TxoDataHandler, small_csv_batches: None
+) -> None:
+    path = handler.save(numbered(3, 2), "output", "h.csv", header=False)
+    assert path.read_text() == "0\n1\n2\n3\n4\n5\n"
+
+
+# --- bad pages -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ext", [".csv", ".parquet"])
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ("text", "Page 2 of the stream is a str."),
+        ([{"a": 1}, 5], "Item 1 of page 2 of the stream is a int, not a dict"),
+    ],
+)
+def test_a_bad_page_is_a_validation_error_naming_it(
+    root: Path, handler: TxoDataHandler, ext: str, bad: object, message: str
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        handler.save(pages([{"a": 0}], bad), "output", f"bad{ext}")
+    assert info.value.what_went_wrong.startswith(message)
+    assert visible(root) == []
+
+
+def test_csv_columns_kwarg_picks_orders_and_heads_an_empty_stream(
+    root: Path, handler: TxoDataHandler, small_csv_batches: None
+) -> None:
+    data = pages([{"a": 1, "b": 2, "c": 3}] * 3, [{"a": 4, "extra": 5}])
+    path = handler.save(data, "output", "c.csv", columns=["c", "a"])
+    assert path.read_text() == "c,a\n3,1\n3,1\n3,1\n,4\n"
+    assert handler.save(iter([]), "output", "e.csv", columns=["x", "y"]).read_text() == "x,y\n"
+    assert handler.save([], "output", "l.csv", columns=["x"]).read_text() == "x\n"
+
+
+def test_csv_header_aliases_are_written_once(
+    root: Path, handler: TxoDataHandler, small_csv_batches: None
+) -> None:
+    path = handler.save(numbered(2, 2), "output", "a.csv", header=["Identifier"])
+    assert path.read_text() == "Identifier\n0\n1\n2\n3\n"

@@ -1,0 +1,532 @@
+"""Real scripts (``tests/scripts/``) run as subprocesses in a scratch copy of the project, with a
+real WireMock as the token endpoint: injection, token requests as the server saw them, every
+exit code, SIGTERM and SIGINT, and each bad input (right code, no traceback, key named)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import pytest
+
+from tests.wiremock_server import WireMock, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN_PATH = "/oauth2/v2.0/token"
+SECRET = "Cl1ent-S3cret-Value-9f8e7d"
+TOKEN = "eyJhbGciOi.run-token.Sig42"
+RUN_TIMEOUT = 60
+SIGNAL_WAIT = 30
+LINE_COUNT, LINE = 200, "0123456789" * 10 + "\n"
+
+pytestmark = pytest.mark.integration
+
+
+class Project:
+    """A scratch copy of the toolkit with its own config/, output/ and logs/."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def write_config(self, data: Any, org: str = "acme", env: str = "test") -> Path:
+        path = self.root / "config" / f"{org}-{env}-config.json"
+        path.write_text(data if isinstance(data, str) else json.dumps(data, indent=2))
+        return path
+
+    def write_secrets(
+        self, data: Any, org: str = "acme", env: str = "test", mode: int = 0o600
+    ) -> Path:
+        path = self.root / "config" / f"{org}-{env}-config-secrets.json"
+        path.write_text(data if isinstance(data, str) else json.dumps(data))
+        path.chmod(mode)
+        return path
+
+    def command(self, script: str, *args: str) -> list[str]:
+        return [sys.executable, "-m", f"tests.scripts.{script}", *args]
+
+    def environment(self, extra: dict[str, str] | None) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("TXO_", "PROBE_"))}
+        env.pop("PYTHONPATH", None)
+        env.update(extra or {})
+        return env
+
+    def run(self, script: str, *args: str, env: dict[str, str] | None = None) -> Run:
+        done = subprocess.run(
+            self.command(script, *args),
+            cwd=self.root,
+            env=self.environment(env),
+            capture_output=True,
+            text=True,
+            timeout=RUN_TIMEOUT,
+            check=False,
+        )
+        return Run(done.returncode, done.stdout, done.stderr, self)
+
+    def start(self, script: str, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            self.command(script, *args),
+            cwd=self.root,
+            env=self.environment(None),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def log_text(self) -> str:
+        return "".join(p.read_text() for p in sorted((self.root / "logs").glob("**/*.log")))
+
+
+class Run:
+    """Outcome of one script run."""
+
+    def __init__(self, code: int, stdout: str, stderr: str, project: Project):
+        self.code, self.stdout, self.stderr, self.project = code, stdout, stderr, project
+
+    def report(self) -> dict[str, Any]:
+        return dict(json.loads(self.stdout.strip().splitlines()[-1]))
+
+    def __repr__(self) -> str:
+        return f"Run(code={self.code}, stderr=\n{self.stderr})"
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    root = tmp_path / "proj"
+    skip = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(ROOT / "utils", root / "utils", ignore=skip)
+    shutil.copytree(ROOT / "schemas", root / "schemas", ignore=skip)
+    shutil.copytree(ROOT / "tests" / "scripts", root / "tests" / "scripts", ignore=skip)
+    (root / "tests" / "__init__.py").touch()
+    (root / "config").mkdir()
+    for example in ROOT.joinpath("config").glob("*_example.json"):
+        shutil.copy(example, root / "config" / example.name)
+    return Project(root)
+
+
+def base_config(token_url: str) -> dict[str, Any]:
+    return {
+        "global": {
+            "api-base-url": "https://api.example.com",
+            "tenant-id": "tenant-guid",
+            "client-id": "client-42",
+            "oauth-scope": "https://api.example.com/.default",
+            "oauth-token-url": token_url,
+        },
+        "script-behavior": {
+            "api-delay-seconds": 0,
+            "api-timeouts": {"rest-timeout-seconds": 2},
+            "retry-strategy": {"max-retries": 2, "backoff-factor": 0.01},
+        },
+    }
+
+
+@pytest.fixture
+def configured(project: Project, wiremock: WireMock) -> Project:
+    """acme/test with client credentials against WireMock, and a stubbed token endpoint."""
+    project.write_config(base_config(wiremock.base_url + TOKEN_PATH))
+    project.write_secrets({"client-secret": SECRET})
+    stub_token(wiremock, TOKEN)
+    return project
+
+
+def stub_token(wm: WireMock, token: str, **extra: Any) -> None:
+    wm.stub(
+        {
+            "request": {"method": "POST", "urlPath": TOKEN_PATH},
+            "response": {
+                "status": 200,
+                "jsonBody": {"token_type": "Bearer", "expires_in": 3599, "access_token": token},
+            },
+            **extra,
+        }
+    )
+
+
+def assert_clean_failure(run: Run, code: int) -> None:
+    assert run.code == code, run
+    assert "Traceback" not in run.stderr
+    assert "❌ Problem:" in run.stderr
+    assert f"Run summary: exit {code}" in run.stderr
+
+
+# -- injection and tokens ------------------------------------------------------------------------
+def test_config_secrets_and_token_are_injected(configured: Project, wiremock: WireMock) -> None:
+    configured.write_secrets({"client-secret": SECRET, "apiKey": "k-123456", "az-token": ""})
+    run = configured.run("probe", "acme", "test")
+    assert run.code == 0, run
+    config = run.report()["config"]
+    assert config["_org_id"] == "acme"
+    assert config["_env_type"] == "test"
+    assert config["_token"] == TOKEN
+    assert config["_client_secret"] == SECRET
+    assert config["_api_key"] == "k-123456"
+    assert config["_az_token"] == ""
+    assert config["script-behavior"]["rate-limiting"] == {
+        "enabled": True,
+        "calls-per-second": 10,
+        "burst-size": 1,
+    }
+    [request] = wiremock.find("POST", TOKEN_PATH)
+    assert parse_qs(request["body"]) == {
+        "grant_type": ["client_credentials"],
+        "client_id": ["client-42"],
+        "client_secret": [SECRET],
+        "scope": ["https://api.example.com/.default"],
+    }
+
+
+def test_secret_and_token_never_reach_console_or_log(configured: Project) -> None:
+    run = configured.run("probe", "acme", "test", "--log-level", "DEBUG")
+    assert run.code == 0, run
+    log_text = configured.log_text()
+    assert log_text, "the run wrote no log file"
+    for value in (SECRET, TOKEN):
+        assert value not in run.stderr
+        assert value not in log_text
+
+
+def test_token_is_requested_once_for_several_get_token_calls(
+    configured: Project, wiremock: WireMock
+) -> None:
+    run = configured.run("probe", "acme", "test", env={"PROBE_TOKEN_CALLS": "4"})
+    assert run.code == 0, run
+    assert run.report()["tokens"] == [TOKEN] * 4
+    assert wiremock.count("POST", TOKEN_PATH) == 1
+
+
+def test_refresh_gets_a_new_token(configured: Project, wiremock: WireMock) -> None:
+    wiremock.reset()
+    scenario = {"scenarioName": "tokens"}
+    stub_token(
+        wiremock,
+        "token-one",
+        **scenario,
+        requiredScenarioState="Started",
+        newScenarioState="refreshed",
+    )
+    stub_token(wiremock, "token-two", **scenario, requiredScenarioState="refreshed")
+    run = configured.run("probe", "acme", "test", env={"PROBE_REFRESH": "1"})
+    assert run.code == 0, run
+    report = run.report()
+    assert report["config"]["_token"] == "token-one"
+    assert (report["refreshed"], report["after_refresh"]) == ("token-two", "token-two")
+    assert wiremock.count("POST", TOKEN_PATH) == 2
+
+
+def test_az_token_is_used_without_a_token_request(project: Project, wiremock: WireMock) -> None:
+    project.write_config(base_config(wiremock.base_url + TOKEN_PATH))
+    project.write_secrets({"az-token": f"Bearer {TOKEN}"})
+    run = project.run("probe", "acme", "test")
+    assert run.code == 0, run
+    assert run.report()["config"]["_token"] == TOKEN
+    assert wiremock.count("POST", TOKEN_PATH) == 0
+
+
+def test_no_token_wanted_needs_no_secrets(project: Project, wiremock: WireMock) -> None:
+    project.write_config({"global": {"api-base-url": "https://api.example.com"}})
+    run = project.run("probe", "acme", "test", env={"PROBE_REQUIRE_TOKEN": "0"})
+    assert run.code == 0, run
+    assert run.report()["config"]["_token"] is None
+    assert wiremock.count("ANY") == 0
+
+
+# -- exit codes ----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("raised", "code"),
+    [
+        ("ConfigurationError", 2),
+        ("ValidationError", 2),
+        ("ApiAuthenticationError", 3),
+        ("ApiOperationError", 4),
+        ("ApiTimeoutError", 4),
+        ("ApiRateLimitError", 4),
+        ("CircuitOpenError", 4),
+        ("FileOperationError", 5),
+        ("HelpfulError", 1),
+    ],
+)
+def test_helpful_errors_map_to_exit_codes(configured: Project, raised: str, code: int) -> None:
+    run = configured.run("probe", "acme", "test", env={"PROBE_RAISE": raised})
+    assert_clean_failure(run, code)
+    assert "❌ Problem: probe failure\n" in run.stderr or "probe failure" in run.stderr
+    assert "Traceback" in configured.log_text()
+
+
+def test_success_exits_zero_with_a_summary(configured: Project) -> None:
+    run = configured.run("probe", "acme", "test")
+    assert run.code == 0, run
+    summary = [ln for ln in run.stderr.splitlines() if "Run summary:" in ln]
+    assert len(summary) == 1
+    assert "exit 0 (success)" in summary[0]
+    for part in ("API calls 0", "retries 0", "429s 0", "breaker opens 0", "files written 0"):
+        assert part in summary[0]
+
+
+def test_unexpected_exception_exits_one_with_traceback_only_in_the_file(
+    configured: Project,
+) -> None:
+    run = configured.run("probe", "acme", "test", env={"PROBE_RAISE": "RuntimeError"})
+    assert run.code == 1, run
+    assert "Traceback" not in run.stderr
+    assert "RuntimeError: boom from the probe" in run.stderr
+    assert "Run summary: exit 1" in run.stderr
+    log_text = configured.log_text()
+    assert "Traceback" in log_text and "boom from the probe" in log_text
+
+
+def test_system_exit_code_is_kept(configured: Project) -> None:
+    run = configured.run("probe", "acme", "test", env={"PROBE_RAISE": "SystemExit7"})
+    assert run.code == 7, run
+    assert "Run summary: exit 7" in run.stderr
+
+
+def test_token_endpoint_refusal_exits_three_without_the_secret(
+    project: Project, wiremock: WireMock
+) -> None:
+    project.write_config(base_config(wiremock.base_url + TOKEN_PATH))
+    project.write_secrets({"client-secret": SECRET})
+    wiremock.stub(
+        {
+            "request": {"method": "POST", "urlPath": TOKEN_PATH},
+            "response": {
+                "status": 401,
+                "jsonBody": {
+                    "error": "invalid_client",
+                    "error_description": "AADSTS7000215: Invalid client secret provided.",
+                },
+            },
+        }
+    )
+    run = project.run("probe", "acme", "test")
+    assert_clean_failure(run, 3)
+    assert "401 invalid_client: AADSTS7000215" in run.stderr
+    assert SECRET not in run.stderr and SECRET not in project.log_text()
+    assert wiremock.count("POST", TOKEN_PATH) == 1
+
+
+def test_unreachable_token_endpoint_exits_three(project: Project) -> None:
+    project.write_config(base_config(f"http://127.0.0.1:{free_port()}/token"))
+    project.write_secrets({"client-secret": SECRET})
+    run = project.run("probe", "acme", "test")
+    assert_clean_failure(run, 3)
+    assert "Cannot connect to the token endpoint" in run.stderr
+
+
+def wait_for_line(proc: subprocess.Popen[str], text: str) -> None:
+    assert proc.stdout is not None
+    deadline = time.monotonic() + SIGNAL_WAIT
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if text in line:
+            return
+        if not line and proc.poll() is not None:
+            break
+    proc.kill()
+    pytest.fail(f"script never printed {text!r}: {proc.communicate()[1]}")
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signal_mid_write_leaves_whole_files_and_no_temporary(
+    project: Project, signum: int, code: int
+) -> None:
+    project.write_config({"global": {"api-base-url": "https://api.example.com"}})
+    proc = project.start("slow_writer", "acme", "test")
+    wait_for_line(proc, "second started")
+    proc.send_signal(signum)
+    stdout, stderr = proc.communicate(timeout=SIGNAL_WAIT)
+    assert proc.returncode == code, stderr
+    assert "swallowed" not in stdout
+    assert "Traceback" not in stderr
+    assert f"Run summary: exit {code}" in stderr
+    output = project.root / "output"
+    assert (output / "first.txt").read_text() == LINE * LINE_COUNT
+    assert sorted(p.name for p in output.iterdir()) == ["first.txt"]
+
+
+# -- bad input -----------------------------------------------------------------------------------
+def test_missing_config_lists_existing_ones_and_the_copy_command(project: Project) -> None:
+    project.write_config({"global": {"api-base-url": "https://x"}}, org="demo", env="prod")
+    run = project.run("probe", "acme", "test")
+    assert_clean_failure(run, 2)
+    assert "config/acme-test-config.json not found" in run.stderr
+    assert "Configs that exist: demo-prod-config.json" in run.stderr
+    assert "cp config/org-env-config_example.json config/acme-test-config.json" in run.stderr
+
+
+def test_invalid_json_names_line_and_column(project: Project) -> None:
+    project.write_config('{\n  "global": {\n    "api-base-url": "https://x",\n  }\n}\n')
+    run = project.run("probe", "acme", "test")
+    assert_clean_failure(run, 2)
+    assert "config/acme-test-config.json is not valid JSON" in run.stderr
+    assert "line 4, column 3" in run.stderr
+
+
+def test_schema_violations_are_all_listed(project: Project, wiremock: WireMock) -> None:
+    config = base_config(wiremock.base_url + TOKEN_PATH)
+    config["script-behavior"]["rate-limiting"] = {"calls-per-second": "ten"}
+    config["script-behavior"]["jitter"] = {"min-factor": -1}
+    project.write_config(config)
+    run = project.run("probe", "acme", "test")
+    assert_clean_failure(run, 2)
+    assert "script-behavior → rate-limiting → calls-per-second: 'ten' is not of type" in run.stderr
+    assert "script-behavior → jitter → min-factor: -1 must be at least 0" in run.stderr
+    assert wiremock.count("ANY") == 0
+
+
+def test_jitter_min_above_max_is_refused(project: Project) -> None:
+    project.write_config(
+        {
+            "global": {"api-base-url": "https://x"},
+            "script-behavior": {"jitter": {"min-factor": 2, "max-factor": 1}},
+        }
+    )
+    run = project.run("probe", "acme", "test", env={"PROBE_REQUIRE_TOKEN": "0"})
+    assert_clean_failure(run, 2)
+    assert "min-factor (2) must not exceed max-factor (1)" in run.stderr
+
+
+def test_missing_secrets_file_when_a_token_is_needed(project: Project, wiremock: WireMock) -> None:
+    project.write_config(base_config(wiremock.base_url + TOKEN_PATH))
+    run = project.run("probe", "acme", "test")
+    assert_clean_failure(run, 2)
+    assert "config/acme-test-config-secrets.json not found" in run.stderr
+    assert "cp config/org-env-config-secrets_example.json" in run.stderr
+    assert wiremock.count("ANY") == 0
+
+
+def test_missing_client_credentials_are_named(project: Project, wiremock: WireMock) -> None:
+    config = base_config(wiremock.base_url + TOKEN_PATH)
+    del config["global"]["client-id"], config["global"]["oauth-scope"]
+    project.write_config(config)
+    project.write_secrets({"client-secret": SECRET})
+    run = project.run("probe", "acme", "test")
+    assert_clean_failure(run, 2)
+    assert "missing: global → client-id, global → oauth-scope." in run.stderr
+    assert wiremock.count("ANY") == 0
+
+
+@pytest.mark.parametrize(
+    ("secrets", "expected"),
+    [
+        ('{"client-secret": "' + SECRET + '",}', "is not valid JSON"),
+        ('["' + SECRET + '"]', "holds a JSON array, not an object"),
+        ('{"client-secret": 12345}', "Secret 'client-secret'"),
+        ('{"token": "' + SECRET + '"}', "would be injected as _token"),
+        ('{"org-id": "' + SECRET + '"}', "would be injected as _org_id"),
+        ('{"client-secret": "a-b-c-d", "clientSecret": "e-f-g-h"}', "both become _client_secret"),
+    ],
+)
+def test_malformed_secrets_exit_two_naming_the_file_not_the_value(
+    configured: Project, secrets: str, expected: str
+) -> None:
+    configured.write_secrets(secrets)
+    run = configured.run("probe", "acme", "test")
+    assert_clean_failure(run, 2)
+    assert "config/acme-test-config-secrets.json" in run.stderr
+    assert expected in run.stderr
+    assert SECRET not in run.stderr and SECRET not in configured.log_text()
+
+
+def test_secrets_readable_by_others_is_a_warning(configured: Project) -> None:
+    configured.write_secrets({"client-secret": SECRET}, mode=0o644)
+    run = configured.run("probe", "acme", "test")
+    assert run.code == 0, run
+    assert "accessible by group or others (mode 0o644)" in run.stderr
+    assert "chmod 600 config/acme-test-config-secrets.json" in run.stderr
+    assert (
+        stat.S_IMODE((configured.root / "config" / "acme-test-config-secrets.json").stat().st_mode)
+        == 0o644
+    )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["../etc", "test"],
+        ["acme", "prod/../../x"],
+        ["a-b", "test"],
+        [".hidden", "test"],
+        ["acme", "a..b"],
+        ["acme", ""],
+        ["acme", "x" * 65],
+        ["acme", "te st"],
+    ],
+)
+def test_org_and_env_must_be_plain_names(project: Project, args: list[str]) -> None:
+    run = project.run("probe", *args)
+    assert_clean_failure(run, 2)
+    assert "is not a plain name" in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["acme"], "the following arguments are required: ENV_TYPE"),
+        (["acme", "test", "--colour"], "unrecognized arguments: --colour"),
+        (["acme", "test", "--log-format", "xml"], "invalid choice: 'xml'"),
+        (["acme", "test", "--log-level", "LOUD"], "invalid choice: 'LOUD'"),
+    ],
+)
+def test_usage_errors_exit_two_with_help(project: Project, args: list[str], expected: str) -> None:
+    run = project.run("probe", *args)
+    assert_clean_failure(run, 2)
+    assert expected in run.stderr
+    assert "Run it as: python -m tests.scripts.probe ORG_ID ENV_TYPE" in run.stderr
+
+
+def test_help_exits_zero_without_a_summary(project: Project) -> None:
+    run = project.run("probe", "--help")
+    assert run.code == 0, run
+    assert "ORG_ID" in run.stdout and "--log-format" in run.stdout
+    assert "Run summary" not in run.stderr
+
+
+def test_log_level_option_is_applied_to_the_console(configured: Project) -> None:
+    quiet = configured.run("probe", "acme", "test", "--log-level", "warning")
+    assert quiet.code == 0, quiet
+    assert "Run summary" not in quiet.stderr
+    debug = configured.run("probe", "acme", "test", "--log-level", "DEBUG")
+    assert "Loaded config/acme-test-config.json" in debug.stderr
+
+
+def test_json_log_format_makes_every_console_line_json(configured: Project) -> None:
+    run = configured.run(
+        "probe", "acme", "test", "--log-format", "json", env={"PROBE_RAISE": "FileOperationError"}
+    )
+    assert run.code == 5, run
+    records = [json.loads(line) for line in run.stderr.splitlines() if line.strip()]
+    assert any("probe failure" in str(r.values()) for r in records)
+    assert any("Run summary: exit 5" in str(r.values()) for r in records)
+
+
+# -- in-process ----------------------------------------------------------------------------------
+def test_exit_code_table_follows_the_class_hierarchy() -> None:
+    from utils import exceptions as exc
+    from utils.script_runner import ScriptTerminated, exit_code_for
+
+    table = {
+        exc.ConfigurationError: 2,
+        exc.ValidationError: 2,
+        exc.ApiAuthenticationError: 3,
+        exc.ApiOperationError: 4,
+        exc.ApiTimeoutError: 4,
+        exc.ApiRateLimitError: 4,
+        exc.CircuitOpenError: 4,
+        exc.FileOperationError: 5,
+        exc.HelpfulError: 1,
+    }
+    for error_class, code in table.items():
+        assert exit_code_for(error_class("a", "b")) == code, error_class
+    assert exit_code_for(ValueError("x")) == 1
+    assert exit_code_for(KeyboardInterrupt()) == 130
+    assert exit_code_for(ScriptTerminated()) == 143
+    assert not issubclass(ScriptTerminated, Exception)

@@ -1,0 +1,306 @@
+"""The REST client scripts use: ``create_rest_api(config)`` or ``ApiManager(config)``.
+
+``TxoRestAPI`` joins relative paths to ``global.api-base-url``, decodes bodies, walks pages and
+runs calls in parallel; retries, rate limiting, the circuit breaker, token refresh and 202
+polling happen underneath in :mod:`utils.rest_client`, for every request (pages and polls
+included). One client is safe to share across threads: they share its rate limiter, circuit
+breaker and connection pool.
+
+Example:
+    >>> with ApiManager(config) as manager:                      # doctest: +SKIP
+    ...     api = manager.get_rest_api()
+    ...     for page in api.iter_pages("customers", {"$top": 100}):
+    ...         handle(page)
+    ...     details = api.map(api.get, [f"customers({n})" for n in ids])
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from types import TracebackType
+from typing import Any, TypeVar
+
+import requests
+
+from utils.api_settings import behavior
+from utils.exceptions import ApiOperationError
+from utils.http_errors import safe_url
+from utils.pagination import walk_pages
+from utils.rest_client import POOL_MAXSIZE, RestTransport
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+DEFAULT_MAX_WORKERS = 8
+"""Threads of :meth:`TxoRestAPI.map` when not given (capped at the connection pool size)."""
+ABSOLUTE_PREFIXES = ("http://", "https://")
+
+
+def decode_body(response: requests.Response) -> Any:
+    """The body as the client returns it: parsed JSON, None when empty, else the text.
+
+    A body is parsed as JSON when the ``Content-Type`` says JSON (``application/json``,
+    ``…+json``), or when there is no ``Content-Type`` and the body parses.
+
+    Raises:
+        ApiOperationError: The server declared JSON but sent something unparseable.
+    """
+    content = response.content
+    if not content or content.isspace():
+        return None
+    content_type = response.headers.get("Content-Type", "").lower()
+    if content_type and "json" not in content_type:
+        return response.text
+    try:
+        return response.json()
+    except ValueError as err:
+        if not content_type:
+            return response.text
+        shown = safe_url(response.url or "")
+        method = response.request.method if response.request is not None else ""
+        raise ApiOperationError(
+            f"{method} {shown} answered {response.status_code} with a body declared as JSON "
+            f"that is not valid JSON ({err}).",
+            "The API sent a broken response: run again, and report it to the API owner if it "
+            "persists.",
+            status_code=response.status_code,
+            url=shown,
+            method=method or "",
+        ) from err
+
+
+class TxoRestAPI:
+    """A resilient REST client for one API (see the module docstring).
+
+    Args:
+        config: The whole config (``global.api-base-url`` required).
+        require_auth: Send a bearer token (``_token`` from the config, else acquired).
+        transport: An existing engine to use (tests); built from ``config`` when None.
+    """
+
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        require_auth: bool = True,
+        *,
+        transport: RestTransport | None = None,
+    ):
+        self.config = config
+        self.transport = transport or RestTransport(config, require_auth=require_auth)
+        batches = behavior(config)["batch-handling"]
+        self.read_batch_size = int(batches["read-batch-size"])
+        self.update_batch_size = int(batches["update-batch-size"])
+
+    @property
+    def base_url(self) -> str:
+        """``global.api-base-url`` without a trailing ``/``."""
+        return self.transport.base_url
+
+    def url_for(self, path_or_url: str) -> str:
+        """An absolute URL: ``http(s)://…`` as given, else appended to the base URL.
+
+        Exactly one ``/`` separates them, so ``"/customers"`` and ``"customers"`` are the same.
+        """
+        if path_or_url.lower().startswith(ABSOLUTE_PREFIXES):
+            return path_or_url
+        path = path_or_url.lstrip("/")
+        return f"{self.base_url}/{path}" if path else self.base_url
+
+    # -- verbs ------------------------------------------------------------------------------
+    def _call(self, method: str, path_or_url: str, **kwargs: Any) -> Any:
+        return decode_body(self.transport.request(method, self.url_for(path_or_url), **kwargs))
+
+    def get(self, path_or_url: str, params: Mapping[str, Any] | None = None, **kw: Any) -> Any:
+        """GET and return the parsed JSON, None for an empty body, else the text.
+
+        Args:
+            path_or_url: Path relative to ``api-base-url``, or an absolute URL.
+            params: Query parameters.
+            **kw: ``headers`` (extra request headers).
+        """
+        return self._call("GET", path_or_url, params=params, **kw)
+
+    def delete(self, path_or_url: str, **kw: Any) -> Any:
+        """DELETE; returns like :meth:`get`. ``kw``: ``params``, ``headers``."""
+        return self._call("DELETE", path_or_url, **kw)
+
+    def post(self, path_or_url: str, data: Any = None, **kw: Any) -> Any:
+        """POST ``data`` as the JSON body; returns like :meth:`get`. ``kw``: ``params``,
+        ``headers``. Not retried after 500/502/504 or timeouts (it may have been applied)."""
+        return self._call("POST", path_or_url, json_body=data, **kw)
+
+    def put(self, path_or_url: str, data: Any = None, **kw: Any) -> Any:
+        """PUT ``data`` as the JSON body; returns like :meth:`get`."""
+        return self._call("PUT", path_or_url, json_body=data, **kw)
+
+    def patch(self, path_or_url: str, data: Any = None, **kw: Any) -> Any:
+        """PATCH ``data`` as the JSON body; returns like :meth:`get` (retried like POST)."""
+        return self._call("PATCH", path_or_url, json_body=data, **kw)
+
+    # -- pages ------------------------------------------------------------------------------
+    def iter_pages(self, path: str, params: Mapping[str, Any] | None = None) -> Iterator[list[Any]]:
+        """Yield each page's records, following the server's next links (streaming).
+
+        Args:
+            path: Collection path (or absolute URL).
+            params: Query parameters for the first request only (next links carry theirs).
+
+        Raises:
+            ApiOperationError: A page without records, a repeated next link, or any failure.
+        """
+
+        def fetch(url: str, page_params: Mapping[str, Any] | None) -> tuple[str, Any, Any]:
+            response = self.transport.request("GET", url, params=page_params)
+            return response.url or url, response.headers, decode_body(response)
+
+        yield from walk_pages(fetch, self.url_for(path), params)
+
+    def get_all(self, path: str, params: Mapping[str, Any] | None = None) -> list[Any]:
+        """Every record of every page, as one list (use :meth:`iter_pages` to stream)."""
+        return [record for page in self.iter_pages(path, params) for record in page]
+
+    # -- parallel ---------------------------------------------------------------------------
+    def imap(
+        self,
+        fn: Callable[[T], R] | str,
+        items: Iterable[T],
+        max_workers: int | None = None,
+        window: int | None = None,
+    ) -> Iterator[R]:
+        """Run ``fn(item)`` for every item on a thread pool; yield results in input order.
+
+        All threads share this client's rate limiter, circuit breaker and connection pool,
+        so the configured rate holds for the whole run. ``items`` is consumed lazily: at
+        most ``window`` calls are submitted ahead of the result being yielded.
+
+        Args:
+            fn: Called once per item, e.g. ``api.get`` or ``lambda c: api.patch(...)``, or
+                the name of a client method (``"get"``).
+            items: Any iterable (a generator of a million ids is fine).
+            max_workers: Threads (default :data:`DEFAULT_MAX_WORKERS`, at most the pool size).
+            window: Calls in flight or waiting to be yielded (default:
+                ``batch-handling.update-batch-size``, at least ``max_workers``).
+
+        Raises:
+            Exception: The first failure in input order; calls not yet started are cancelled.
+        """
+        call: Callable[[T], R] = getattr(self, fn) if isinstance(fn, str) else fn
+        workers = max(1, min(max_workers or DEFAULT_MAX_WORKERS, POOL_MAXSIZE))
+        ahead = max(window or self.update_batch_size, workers)
+        pending: deque[Future[R]] = deque()
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="txo-api") as pool:
+            try:
+                for item in items:
+                    pending.append(pool.submit(call, item))
+                    if len(pending) >= ahead:
+                        yield pending.popleft().result()
+                while pending:
+                    yield pending.popleft().result()
+            finally:
+                for future in pending:
+                    future.cancel()
+
+    def map(
+        self,
+        fn: Callable[[T], R] | str,
+        items: Iterable[T],
+        max_workers: int | None = None,
+    ) -> list[R]:
+        """:meth:`imap` collected into a list, in input order.
+
+        Example:
+            >>> api.map("get", ["customers(1)", "customers(2)"])  # doctest: +SKIP
+        """
+        return list(self.imap(fn, items, max_workers))
+
+    def get_many(
+        self,
+        paths: Iterable[str],
+        params: Mapping[str, Any] | None = None,
+        max_workers: int | None = None,
+    ) -> list[Any]:
+        """GET every path in parallel (``read-batch-size`` ahead at most); results in order."""
+        return list(
+            self.imap(lambda p: self.get(p, params), paths, max_workers, self.read_batch_size)
+        )
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def close(self) -> None:
+        """Close the session and its connections."""
+        self.transport.close()
+
+    def __enter__(self) -> TxoRestAPI:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def create_rest_api(config: Mapping[str, Any], require_auth: bool = True) -> TxoRestAPI:
+    """A new client for ``config`` (close it, or prefer :class:`ApiManager`).
+
+    Args:
+        config: The loaded config (``global.api-base-url``; ``_token`` when authenticated).
+        require_auth: Send a bearer token; acquired through the shared token provider when
+            the config carries no ``_token``.
+
+    Raises:
+        ConfigurationError: No ``api-base-url``, or no way to get a token.
+        ApiAuthenticationError: The token could not be acquired.
+    """
+    return TxoRestAPI(config, require_auth=require_auth)
+
+
+class ApiManager:
+    """Hands out one client per setting and closes every one of them on exit.
+
+    Example:
+        >>> with ApiManager(config) as manager:              # doctest: +SKIP
+        ...     customers = manager.get_rest_api().get_all("customers")
+    """
+
+    def __init__(self, config: Mapping[str, Any]):
+        self.config = config
+        self._clients: dict[bool, TxoRestAPI] = {}
+        self._lock = threading.Lock()
+
+    def get_rest_api(self, require_auth: bool = True) -> TxoRestAPI:
+        """The client for ``require_auth``, created on first use and reused after."""
+        with self._lock:
+            client = self._clients.get(require_auth)
+            if client is None:
+                client = create_rest_api(self.config, require_auth=require_auth)
+                self._clients[require_auth] = client
+            return client
+
+    def close(self) -> None:
+        """Close every client handed out."""
+        with self._lock:
+            clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            client.close()
+
+    def __enter__(self) -> ApiManager:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+__all__ = ["ApiManager", "TxoRestAPI", "create_rest_api", "decode_body"]

@@ -1,0 +1,372 @@
+"""Bearer tokens for the API: a static ``az-token`` secret or OAuth2 client credentials.
+
+One :class:`TokenProvider` per credential set (:func:`get_token_provider`) caches the token
+for the run, so the first token (``script_runner``) and the refresh after a 401
+(``api_factory``) share one cache. Token requests go straight to the identity provider, never
+through the API's rate limiter or circuit breaker.
+
+Decisions:
+
+* The token is cached until ``expires_in`` minus a safety margin of
+  :data:`EXPIRY_MARGIN_SECONDS`, or half the lifetime when that is shorter. A response
+  without a usable ``expires_in`` is assumed to live ``DEFAULT_EXPIRES_IN_SECONDS`` (3600).
+* A transient failure of the token endpoint (429, 500, 502, 503, 504, connection error,
+  timeout) is retried up to ``min(retry-strategy.max-retries, TOKEN_MAX_RETRIES)`` times,
+  waiting ``backoff-factor * 2**(n-1)`` seconds before retry n (or ``Retry-After`` when the
+  server sends one, up to ``retry-strategy.max-wait-seconds``). Anything else fails at once.
+* Each request waits at most ``api-timeouts.rest-timeout-seconds`` per socket operation.
+* An empty ``az-token`` or ``client-secret`` counts as absent, so a copied example with an
+  empty value behaves like one without the key.
+* Error messages name the endpoint, the status and the server's own error code and
+  description (redacted), and never the client secret or a token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import requests
+
+from utils import redaction, run_stats
+from utils import token_response as tr
+from utils.exceptions import ApiAuthenticationError, ConfigurationError
+
+log = logging.getLogger(__name__)
+
+AZURE_TOKEN_URL = "https://login.microsoftonline.com/{tenant_id}/oauth2/v2.0/token"
+EXPIRY_MARGIN_SECONDS = 300.0
+TOKEN_MAX_RETRIES = 2
+# Used only when the config lacks the key (a hand-built config; loaded ones have defaults).
+FALLBACK_TIMEOUT_SECONDS = 60.0
+FALLBACK_BACKOFF_FACTOR = 2.0
+FALLBACK_MAX_RETRIES = 3
+FALLBACK_MAX_WAIT_SECONDS = 300.0
+
+
+def _digest(value: str | None) -> str:
+    return hashlib.sha256(value.encode("utf-8")).hexdigest() if value else ""
+
+
+def _section(config: Mapping[str, Any], *keys: str) -> Mapping[str, Any]:
+    """Return the nested mapping at ``keys``, or an empty one when any level is missing."""
+    node: Any = config
+    for key in keys:
+        node = node.get(key) if isinstance(node, Mapping) else None
+    return node if isinstance(node, Mapping) else {}
+
+
+class TokenProvider:
+    """Acquire, cache and refresh the bearer token for one credential set.
+
+    Args:
+        config: The loaded config (secrets injected as ``_az_token`` / ``_client_secret``).
+        session: HTTP session for token requests; a private one when None.
+        clock: Monotonic clock in seconds (tests inject one).
+        sleep: Sleep function used between token-endpoint retries (tests inject one).
+
+    Example:
+        >>> provider = get_token_provider(config)   # doctest: +SKIP
+        >>> headers = {"Authorization": f"Bearer {provider.get_token()}"}  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        *,
+        session: requests.Session | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self._config = config
+        self._session = session or requests.Session()
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.RLock()
+        self._token: str | None = None
+        self._expires_at = 0.0
+        glob = _section(config, "global")
+        self._az_token = tr.text(config.get("_az_token"))
+        self._client_secret = tr.text(config.get("_client_secret"))
+        self._client_id = tr.text(glob.get("client-id"))
+        self._scope = tr.text(glob.get("oauth-scope"))
+        self._tenant_id = tr.text(glob.get("tenant-id"))
+        self._explicit_url = tr.text(glob.get("oauth-token-url"))
+        # A config that already carries a token (and nothing to get one with) uses it as is.
+        self._given_token = tr.text(config.get("_token"))
+        for secret in (self._az_token, self._client_secret, self._given_token):
+            if secret:
+                redaction.register_secret(secret)
+
+    # -- public API ------------------------------------------------------------------------
+    @property
+    def can_refresh(self) -> bool:
+        """True when client credentials are complete, so a new token can be requested."""
+        return not self._missing_credentials()
+
+    @property
+    def token_url(self) -> str | None:
+        """The token endpoint: ``oauth-token-url``, else Azure AD v2 for ``tenant-id``."""
+        if self._explicit_url:
+            return self._explicit_url
+        if self._tenant_id:
+            return AZURE_TOKEN_URL.format(tenant_id=self._tenant_id)
+        return None
+
+    def get_token(self) -> str:
+        """Return a valid token, from the cache when it has not reached its safety margin.
+
+        Returns:
+            The raw token, without ``Bearer ``.
+
+        Raises:
+            ConfigurationError: No ``az-token`` and incomplete client credentials (the
+                message names every missing key).
+            ApiAuthenticationError: The token endpoint refused or failed.
+        """
+        with self._lock:
+            if self._token and (self._az_token or self._clock() < self._expires_at):
+                return self._token
+            if self._az_token:
+                self._token = tr.strip_bearer(self._az_token)
+                redaction.register_secret(self._token)
+                log.debug("Using the az-token from the secrets file")
+                return self._token
+            if self._given_token and not self.can_refresh:
+                self._token = tr.strip_bearer(self._given_token)
+                return self._token
+            return self._acquire()
+
+    def refresh(self, rejected_token: str | None = None) -> str:
+        """Request a new client-credentials token, replacing the cached one.
+
+        Args:
+            rejected_token: The token the API just refused. When another thread has already
+                replaced it, that newer token is returned without a second request.
+
+        Returns:
+            The new raw token.
+
+        Raises:
+            ApiAuthenticationError: No client credentials to refresh with, or the token
+                endpoint refused or failed.
+        """
+        with self._lock:
+            if not self.can_refresh:
+                raise ApiAuthenticationError(
+                    "The API rejected the token and it cannot be refreshed: no client "
+                    "credentials are configured (the token came from az-token or was given).",
+                    "Put a fresh az-token in the secrets file, or configure client "
+                    "credentials (client-id, oauth-scope, tenant-id or oauth-token-url in the "
+                    "config, client-secret in the secrets file) so tokens renew themselves.",
+                    self._files_hint(),
+                )
+            if rejected_token is not None and self._token and self._token != rejected_token:
+                return self._token
+            return self._acquire()
+
+    # -- internals -------------------------------------------------------------------------
+    def _files_hint(self) -> str:
+        org, env = self._config.get("_org_id"), self._config.get("_env_type")
+        if org and env:
+            return f"config/{org}-{env}-config.json and config/{org}-{env}-config-secrets.json"
+        return "config/{org}-{env}-config.json and config/{org}-{env}-config-secrets.json"
+
+    def _missing_credentials(self) -> list[str]:
+        missing = []
+        if not self._explicit_url and not self._tenant_id:
+            missing.append("global → tenant-id (or global → oauth-token-url)")
+        if not self._client_id:
+            missing.append("global → client-id")
+        if not self._scope:
+            missing.append("global → oauth-scope")
+        if not self._client_secret:
+            missing.append("client-secret (secrets file)")
+        return missing
+
+    def _setting(self, section: tuple[str, ...], key: str, fallback: float) -> float:
+        value = _section(self._config, "script-behavior", *section).get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        return fallback
+
+    def _acquire(self) -> str:
+        missing = self._missing_credentials()
+        if missing:
+            raise ConfigurationError(
+                "No token can be acquired: there is no az-token secret and the client "
+                f"credentials are incomplete; missing: {', '.join(missing)}.",
+                "Add the missing keys (config file for global → …, secrets file for "
+                "client-secret), or put a ready token in the secrets file as az-token.",
+                self._files_hint(),
+            )
+        url = str(self.token_url)
+        timeout = self._setting(("api-timeouts",), "rest-timeout-seconds", FALLBACK_TIMEOUT_SECONDS)
+        backoff = self._setting(("retry-strategy",), "backoff-factor", FALLBACK_BACKOFF_FACTOR)
+        max_wait = self._setting(("retry-strategy",), "max-wait-seconds", FALLBACK_MAX_WAIT_SECONDS)
+        retries = min(
+            int(self._setting(("retry-strategy",), "max-retries", FALLBACK_MAX_RETRIES)),
+            TOKEN_MAX_RETRIES,
+        )
+        form = {
+            "grant_type": "client_credentials",
+            "client_id": str(self._client_id),
+            "client_secret": str(self._client_secret),
+            "scope": str(self._scope),
+        }
+        attempt = 0
+        while True:
+            attempt += 1
+            failure, retry_after = self._request_once(url, form, timeout)
+            if failure is None:
+                return str(self._token)
+            if attempt > retries or retry_after is None:
+                raise failure
+            delay = max(retry_after, backoff * 2 ** (attempt - 1))
+            if delay > max_wait:
+                raise failure
+            log.warning(
+                "Token request failed (%s); retry %d of %d in %.2fs",
+                failure.what_went_wrong,
+                attempt,
+                retries,
+                delay,
+            )
+            self._sleep(delay)
+
+    def _request_once(
+        self, url: str, form: dict[str, str], timeout: float
+    ) -> tuple[ApiAuthenticationError | None, float | None]:
+        """Make one token request.
+
+        Returns:
+            ``(None, None)`` on success (token cached); else the error and, when the failure
+            is transient, the server's ``Retry-After`` in seconds (0 when it sent none);
+            ``None`` as the second item means "do not retry".
+        """
+        safe = tr.safe_url(url)
+        log.debug("Requesting a token from %s for client_id %s", safe, form["client_id"])
+        try:
+            response = self._session.post(
+                url, data=form, timeout=(timeout, timeout), allow_redirects=False
+            )
+        except requests.Timeout:
+            return self._fail(
+                f"The token endpoint {safe} did not answer within {timeout:g}s.",
+                "Check that the identity provider is reachable from this machine, or raise "
+                "script-behavior → api-timeouts → rest-timeout-seconds.",
+            ), 0.0
+        except requests.ConnectionError as err:
+            found = tr.ERRNO_TEXT.search(str(err))
+            reason = found.group(1).strip() if found else type(err).__name__
+            return self._fail(
+                f"Cannot connect to the token endpoint {safe} ({reason}).",
+                "Check the network, proxy settings and global → oauth-token-url / "
+                "tenant-id in the config.",
+            ), 0.0
+        except requests.RequestException as err:
+            return self._fail(
+                f"The token request to {safe} failed ({type(err).__name__}).",
+                "Check global → oauth-token-url / tenant-id in the config.",
+            ), None
+        return self._handle_response(response, safe)
+
+    def _handle_response(
+        self, response: requests.Response, safe: str
+    ) -> tuple[ApiAuthenticationError | None, float | None]:
+        status = response.status_code
+        try:
+            body: Any = response.json()
+        except ValueError:
+            body = None
+        if status >= tr.HTTP_BAD_REQUEST:
+            detail, fix = tr.explain_refusal(status, body)
+            failure = self._fail(f"The token endpoint {safe} refused the request ({detail}).", fix)
+            return failure, tr.retry_after(response) if status in tr.RETRYABLE_STATUS else None
+        if response.is_redirect:
+            # Never follow: that would send the client secret to a host nobody configured.
+            return self._fail(
+                f"The token endpoint {safe} answered {status}, a redirect.",
+                "Set global → oauth-token-url to the final token URL.",
+            ), None
+        if not isinstance(body, dict):
+            kind = response.headers.get("Content-Type", "no content type")
+            return self._fail(
+                f"The token endpoint {safe} answered {status} with a body that is not a JSON "
+                f"object ({kind}).",
+                "Check that global → oauth-token-url points to an OAuth2 token endpoint.",
+            ), None
+        token = tr.text(body.get("access_token"))
+        if not token:
+            return self._fail(
+                f"The token endpoint {safe} answered {status} without an access_token.",
+                "Check that global → oauth-token-url points to an OAuth2 token endpoint "
+                "and that the app registration may use the client-credentials grant.",
+            ), None
+        token = tr.strip_bearer(token)
+        redaction.register_secret(token)
+        lifetime = tr.expires_in(body.get("expires_in"))
+        margin = min(EXPIRY_MARGIN_SECONDS, lifetime / 2)
+        self._token = token
+        self._expires_at = self._clock() + lifetime - margin
+        run_stats.increment(run_stats.TOKENS_ACQUIRED)
+        log.info("Acquired an access token from %s (valid %.0fs)", safe, lifetime)
+        return None, None
+
+    def _fail(self, what: str, fix: str) -> ApiAuthenticationError:
+        for secret in (self._client_secret, self._token, self._az_token):
+            if secret:
+                what = what.replace(secret, redaction.REDACTED)
+        return ApiAuthenticationError(redaction.redact(what), fix, self._files_hint())
+
+
+_providers: dict[tuple[str, ...], TokenProvider] = {}
+_providers_lock = threading.Lock()
+
+
+def _credential_key(config: Mapping[str, Any]) -> tuple[str, ...]:
+    glob = _section(config, "global")
+    secret, az_token = tr.text(config.get("_client_secret")), tr.text(config.get("_az_token"))
+    # An injected _token is the credential only when there is nothing to get one with;
+    # otherwise it is the provider's own output and must not split the cache.
+    given = None if (secret or az_token) else tr.text(config.get("_token"))
+    return (
+        str(tr.text(glob.get("oauth-token-url")) or ""),
+        str(tr.text(glob.get("tenant-id")) or ""),
+        str(tr.text(glob.get("client-id")) or ""),
+        str(tr.text(glob.get("oauth-scope")) or ""),
+        _digest(secret),
+        _digest(az_token),
+        _digest(given),
+    )
+
+
+def get_token_provider(config: Mapping[str, Any]) -> TokenProvider:
+    """Return the one shared :class:`TokenProvider` for the credentials in ``config``.
+
+    Configs with the same token endpoint, client id, scope and secrets share a provider (and
+    so its cached token); the provider keeps the first config it was built from.
+
+    Args:
+        config: The loaded config with injected secrets.
+
+    Returns:
+        The shared provider.
+    """
+    key = _credential_key(config)
+    with _providers_lock:
+        provider = _providers.get(key)
+        if provider is None:
+            provider = TokenProvider(config)
+            _providers[key] = provider
+        return provider
+
+
+def clear_token_providers() -> None:
+    """Forget every shared provider and its cached token (tests)."""
+    with _providers_lock:
+        _providers.clear()

@@ -1,0 +1,393 @@
+"""Read, validate and complete ``config/{org}-{env}-config.json`` and its secrets file.
+
+Used by :func:`utils.script_runner.parse_args_and_load_config`; scripts do not call it.
+
+Decisions:
+
+* The config is validated against ``schemas/org-env-config-schema.json`` as written, before
+  defaults are filled in and before any ``_`` key is injected; every violation is reported at
+  once, each with its path (``script-behavior → jitter → min-factor``).
+* Defaults are filled in at every level, also below objects the file leaves out, so
+  ``config["script-behavior"]["rate-limiting"]["enabled"]`` always exists. A whole-number
+  float given for an integer key (``3.0``) becomes an ``int``.
+* A key given twice in one JSON object is an error, not "last one wins".
+* Secrets: a JSON object of string values. Each key is injected as ``_`` + snake_case
+  (``client-secret`` → ``_client_secret``, ``apiKey`` → ``_api_key``). Values are registered
+  with the redaction filter before anything else happens; no message ever quotes one, and a
+  broken secrets file is reported by line and column only.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import functools
+import json
+import logging
+import os
+import re
+import stat
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+
+from utils import path_helpers, redaction
+from utils.exceptions import ConfigurationError, ValidationError
+from utils.path_helpers import get_path
+
+log = logging.getLogger(__name__)
+
+SCHEMA_FILE = "org-env-config-schema.json"
+EXAMPLE_CONFIG = "org-env-config_example.json"
+EXAMPLE_SECRETS = "org-env-config-secrets_example.json"
+CONFIG_SUFFIX = "-config.json"
+SECRETS_SUFFIX = "-config-secrets.json"
+PATH_SEPARATOR = " → "
+MINIMAL_EXAMPLE = '"global": {"api-base-url": "https://api.example.com"}'
+RESERVED_NAMES = frozenset({"org_id", "env_type", "token"})
+SECRET_NAME = re.compile(r"^[a-z0-9]+(_[a-z0-9]+)*$")
+SECRET_LIKE_KEY = re.compile(r"secret|password|passwd|token|api[-_]?key", re.IGNORECASE)
+GROUP_OTHER_BITS = stat.S_IRWXG | stat.S_IRWXO
+MAX_VALUE_CHARS = 60
+MAX_LINE_CHARS = 120
+JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
+
+
+def display_path(path: Path) -> str:
+    """``path`` relative to the project root when inside it (for messages)."""
+    try:
+        return str(path.relative_to(path_helpers.PROJECT_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"duplicate key {key!r}")
+        result[key] = value
+    return result
+
+
+def _read_json(path: Path, *, what: str, show_line: bool) -> Any:
+    """Parse the JSON file ``path``; a ConfigurationError naming the file on any failure."""
+    shown = display_path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ConfigurationError(
+            f"The {what} {shown} is not UTF-8 text (byte {err.start}).",
+            "Save the file as UTF-8.",
+        ) from err
+    except OSError as err:
+        raise ConfigurationError(
+            f"The {what} {shown} cannot be read: {err.strerror or type(err).__name__}.",
+            "Check that it is a regular file readable by the user running the script.",
+            f"ls -l {shown}",
+        ) from err
+    if not text.strip():
+        raise ConfigurationError(
+            f"The {what} {shown} is empty.",
+            "Write a JSON object into it; see the example file.",
+            f"cp config/{EXAMPLE_SECRETS if 'secrets' in what else EXAMPLE_CONFIG} {shown}",
+        )
+    try:
+        return json.loads(text, object_pairs_hook=_reject_duplicates)
+    except json.JSONDecodeError as err:
+        line = text.splitlines()[err.lineno - 1] if err.lineno <= len(text.splitlines()) else ""
+        raise ConfigurationError(
+            f"The {what} {shown} is not valid JSON: {err.msg} at line {err.lineno}, "
+            f"column {err.colno}.",
+            "Fix the JSON at that spot (a trailing comma, a missing comma or quote, or a "
+            "comment are the usual causes; JSON allows none of them).",
+            f"line {err.lineno}: {line.strip()[:MAX_LINE_CHARS]}" if show_line else None,
+        ) from err
+    except ValueError as err:  # a duplicate key, from the hook
+        raise ConfigurationError(
+            f"The {what} {shown} has a {err}: the same key appears twice in one object.",
+            "Keep one of them; JSON readers disagree on which one wins.",
+        ) from err
+
+
+def existing_configs() -> list[str]:
+    """File names of the configs in ``config/`` (examples and secrets excluded), sorted."""
+    folder = get_path("config", EXAMPLE_CONFIG).parent
+    return sorted(
+        p.name
+        for p in folder.glob(f"*{CONFIG_SUFFIX}")
+        if p.is_file() and not p.name.endswith(SECRETS_SUFFIX)
+    )
+
+
+def read_config(org_id: str, env_type: str) -> dict[str, Any]:
+    """Read ``config/{org_id}-{env_type}-config.json`` as written (no defaults, no checks).
+
+    Raises:
+        ConfigurationError: Missing (lists the configs that exist and the ``cp`` command),
+            unreadable, or not valid JSON (line and column).
+    """
+    path = get_path("config", f"{org_id}-{env_type}{CONFIG_SUFFIX}")
+    shown = display_path(path)
+    if not path.exists():
+        found = existing_configs()
+        known = f"Configs that exist: {', '.join(found)}." if found else "No config exists yet."
+        raise ConfigurationError(
+            f"Config file {shown} not found. {known}",
+            "Copy the example and fill in your values (or check ORG_ID and ENV_TYPE).",
+            f"cp config/{EXAMPLE_CONFIG} {shown}",
+        )
+    data = _read_json(path, what="config file", show_line=True)
+    if not isinstance(data, dict):
+        raise ConfigurationError(
+            f"The config file {shown} holds a JSON {_json_type(data)}, not an object.",
+            "The top level must be an object with a 'global' section.",
+            f"cp config/{EXAMPLE_CONFIG} {shown}",
+        )
+    return data
+
+
+@functools.lru_cache(maxsize=1)
+def _load_schema(schema_path: str) -> dict[str, Any]:
+    with open(schema_path, encoding="utf-8") as handle:
+        schema: dict[str, Any] = json.load(handle)
+    return schema
+
+
+def load_schema() -> dict[str, Any]:
+    """The config JSON Schema, read once per process."""
+    return _load_schema(str(get_path("schemas", SCHEMA_FILE)))
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    return JSON_TYPES.get(type(value), type(value).__name__)
+
+
+def _where(path: Any) -> str:
+    return PATH_SEPARATOR.join(str(part) for part in path) or "(top level)"
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= MAX_VALUE_CHARS else text[: MAX_VALUE_CHARS - 1] + "…"
+
+
+def _to_kebab(key: str) -> str:
+    key = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "-", key)
+    return re.sub(r"[_\s]+", "-", key).lower()
+
+
+def _unknown_key(where: str, key: str, known: list[str]) -> str:
+    prefix = f"{where}{PATH_SEPARATOR}{key}" if where != "(top level)" else key
+    if SECRET_LIKE_KEY.search(key) and key not in known:
+        return (
+            f"{prefix}: secrets do not belong in the config; move it to "
+            "config/{org}-{env}-config-secrets.json"
+        )
+    guess = difflib.get_close_matches(_to_kebab(key), known, n=1, cutoff=0.6)
+    hint = f" (did you mean '{guess[0]}'?)" if guess else f" (known: {', '.join(known)})"
+    return f"{prefix}: unknown key{hint}"
+
+
+def _describe(error: jsonschema.ValidationError) -> list[str]:
+    """Turn one jsonschema error into one or more ``path: problem`` lines."""
+    where = _where(error.absolute_path)
+    kind, value, rule = error.validator, error.instance, error.validator_value
+    if kind == "additionalProperties" and isinstance(value, dict):
+        known = sorted(error.schema.get("properties", {}))
+        return [_unknown_key(where, k, known) for k in value if k not in known]
+    if kind == "required" and isinstance(value, dict):
+        base = "" if where == "(top level)" else where + PATH_SEPARATOR
+        return [f"{base}{name}: required key is missing" for name in rule if name not in value]
+    if kind == "type":
+        expected = rule if isinstance(rule, str) else " or ".join(rule)
+        return [f"{where}: {_short(value)} is not of type '{expected}'"]
+    if kind == "exclusiveMinimum":
+        return [f"{where}: {_short(value)} must be greater than {rule}"]
+    if kind == "minimum":
+        return [f"{where}: {_short(value)} must be at least {rule}"]
+    if kind == "pattern":
+        return [f"{where}: {_short(value)} is not an http:// or https:// URL"]
+    return [f"{where}: {error.message[: MAX_VALUE_CHARS * 2]}"]
+
+
+def _cross_field_problems(config: dict[str, Any]) -> list[str]:
+    """Rules JSON Schema cannot express, checked on the defaults-filled config."""
+    problems = []
+    jitter = config.get("script-behavior", {}).get("jitter", {})
+    low, high = jitter.get("min-factor"), jitter.get("max-factor")
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high))
+    if numeric and low > high:
+        problems.append(
+            f"script-behavior{PATH_SEPARATOR}jitter: min-factor ({low}) must not exceed "
+            f"max-factor ({high})"
+        )
+    return problems
+
+
+def validate_config(config: dict[str, Any], source: str) -> None:
+    """Check ``config`` against the schema and the cross-field rules, reporting all at once.
+
+    Args:
+        config: The config as read from the file.
+        source: The file name used in the message.
+
+    Raises:
+        ValidationError: Listing every problem with its path.
+    """
+    validator = jsonschema.Draft202012Validator(load_schema())
+    errors = sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.path])
+    problems = [line for error in errors for line in _describe(error)]
+    if not errors:
+        problems += _cross_field_problems(fill_defaults(copy.deepcopy(config)))
+    if problems:
+        section = ["script-behavior", "jitter"]
+        if errors:
+            # An unknown or missing key is reported on its object; any other on the key.
+            whole = errors[0].validator in ("additionalProperties", "required")
+            section = list(errors[0].absolute_path)[: None if whole else -1]
+        count = f"{len(problems)} problem" + ("s" if len(problems) > 1 else "")
+        listing = "\n".join(f"  - {line}" for line in problems)
+        raise ValidationError(
+            f"Config file {source} does not match the schema ({count}):\n{listing}",
+            f"Fix each key listed. schemas/{SCHEMA_FILE} describes every key and "
+            f"config/{EXAMPLE_CONFIG} shows them all.",
+            _example_for(section),
+        )
+
+
+def _example_for(path: list[Any]) -> str:
+    """A JSON snippet of the defaults of the object holding the first problem."""
+    schema = load_schema()
+    for key in path:
+        schema = schema.get("properties", {}).get(str(key), {})
+    if not path or not schema.get("properties") or not isinstance(path[-1], str):
+        return MINIMAL_EXAMPLE
+    defaults = _fill({}, schema)
+    if None in defaults.values():  # a section of optional settings: defaults say nothing
+        return MINIMAL_EXAMPLE
+    return f'"{path[-1]}": {json.dumps(defaults)} (the defaults)'
+
+
+def _fill(instance: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    for key, sub in schema.get("properties", {}).items():
+        if key not in instance and "default" in sub:
+            instance[key] = copy.deepcopy(sub["default"])
+        value = instance.get(key)
+        if isinstance(value, dict):
+            _fill(value, sub)
+        elif sub.get("type") == "integer" and isinstance(value, float) and value.is_integer():
+            instance[key] = int(value)
+    return instance
+
+
+def fill_defaults(config: dict[str, Any]) -> dict[str, Any]:
+    """Fill the schema's defaults into ``config`` in place (also below absent objects).
+
+    Returns:
+        ``config`` itself, for chaining.
+    """
+    _fill(config, load_schema())
+    return config
+
+
+def secret_name(key: str) -> str:
+    """The snake_case name a secrets-file key is injected under (without the ``_``).
+
+    Example:
+        >>> secret_name("client-secret"), secret_name("apiKey"), secret_name("az-token")
+        ('client_secret', 'api_key', 'az_token')
+    """
+    name = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", key.strip())
+    name = re.sub(r"(?<=[A-Z])(?=[A-Z][a-z])", "_", name)
+    return re.sub(r"[-\s.]+|_+", "_", name).strip("_").lower()
+
+
+def secrets_path(org_id: str, env_type: str) -> Path:
+    """Path of the secrets file of ``org_id``/``env_type``."""
+    return get_path("config", f"{org_id}-{env_type}{SECRETS_SUFFIX}")
+
+
+def _warn_if_shared(path: Path, shown: str) -> None:
+    """Warn when the user's own secrets file is open to group or others.
+
+    Only files owned by the running user are checked: that user can ``chmod`` them. A file
+    owned by someone else (a Kubernetes Secret volume is root-owned, mode 0440 with the pod's
+    fsGroup) is managed by its owner.
+    """
+    getuid = getattr(os, "getuid", None)
+    try:
+        info = path.stat()
+    except OSError:
+        return
+    if getuid is None or info.st_uid != getuid() or not info.st_mode & GROUP_OTHER_BITS:
+        return
+    log.warning(
+        "Secrets file %s is accessible by group or others (mode %s); run: chmod 600 %s",
+        shown,
+        oct(stat.S_IMODE(info.st_mode)),
+        shown,
+    )
+
+
+def read_secrets(org_id: str, env_type: str) -> dict[str, str] | None:
+    """Read the secrets file, register every value for redaction, and name the keys.
+
+    Returns:
+        ``{injected_name: value}`` (``{"_client_secret": "…"}``), or None when the file
+        does not exist.
+
+    Raises:
+        ConfigurationError: Unreadable or malformed file, a value that is not a string, a
+            key that cannot be a name, two keys with the same name, or a reserved name.
+    """
+    path = secrets_path(org_id, env_type)
+    shown = display_path(path)
+    if not path.exists():
+        return None
+    _warn_if_shared(path, shown)
+    data = _read_json(path, what="secrets file", show_line=False)
+    if not isinstance(data, dict):
+        raise ConfigurationError(
+            f"The secrets file {shown} holds a JSON {_json_type(data)}, not an object.",
+            "Write an object of string values.",
+            '{"client-secret": "…"}',
+        )
+    for value in data.values():
+        if isinstance(value, str):
+            redaction.register_secret(value)
+    injected: dict[str, str] = {}
+    for key, value in data.items():
+        if not isinstance(value, str):
+            raise ConfigurationError(
+                f"Secret {key!r} in {shown} is a JSON {_json_type(value)}; secrets must be "
+                "strings.",
+                "Quote the value.",
+                f'"{key}": "…"',
+            )
+        name = secret_name(key)
+        if not SECRET_NAME.match(name):
+            raise ConfigurationError(
+                f"Secret key {key!r} in {shown} cannot be turned into a name.",
+                "Use letters, digits and '-' in secret keys.",
+                '"client-secret": "…"',
+            )
+        if name in RESERVED_NAMES:
+            raise ConfigurationError(
+                f"Secret key {key!r} in {shown} would be injected as _{name}, which the "
+                "toolkit sets itself.",
+                "Rename the secret (az-token holds a ready token).",
+                '"az-token": "…"',
+            )
+        if f"_{name}" in injected:
+            raise ConfigurationError(
+                f"Two secret keys in {shown} both become _{name}.",
+                "Keep one of them.",
+            )
+        injected[f"_{name}"] = value
+    return injected

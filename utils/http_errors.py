@@ -1,0 +1,251 @@
+"""Turn HTTP failures into the toolkit's errors, with secret-free URLs and a fix that fits.
+
+The one boundary where ``requests`` outcomes become :class:`ApiOperationError` and friends:
+every error carries ``status_code``, ``url`` (no user info, secret query values redacted) and
+``method``, and its how-to-fix depends on the status.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+import requests
+
+from utils import redaction
+from utils.exceptions import (
+    ApiAuthenticationError,
+    ApiOperationError,
+    ApiRateLimitError,
+    ApiTimeoutError,
+)
+
+MAX_SERVER_MESSAGE_CHARS = 300
+SECRET_PARAM = re.compile(
+    r"_*([a-z_-]*(password|passwd|pwd|secret|token|api[-_]?key|apikey|signature|credential)"
+    r"|key|sig|code|auth)",
+    re.IGNORECASE,
+)
+"""Query parameter names whose values are treated as secrets in URLs we log or report."""
+MESSAGE_KEYS = ("message", "error_description", "detail", "title", "error", "errors")
+HTTP_BAD_REQUEST = 400
+HTTP_UNAUTHORIZED = 401
+HTTP_FORBIDDEN = 403
+HTTP_NOT_FOUND = 404
+HTTP_CONFLICT = 409
+HTTP_TOO_MANY_REQUESTS = 429
+HTTP_SERVER_ERROR = 500
+
+
+def _safe_param(part: str) -> str:
+    name = part.split("=", 1)[0]
+    return f"{name}={redaction.REDACTED}" if SECRET_PARAM.fullmatch(unquote(name)) else part
+
+
+def safe_url(url: str) -> str:
+    """Return ``url`` fit for logs and errors: no ``user:password@``, secret params redacted.
+
+    Args:
+        url: Any URL (absolute or not).
+
+    Example:
+        >>> safe_url("https://u:p@api.example.com/x?api_key=abc&top=5")
+        'https://api.example.com/x?api_key=[REDACTED]&top=5'
+    """
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc.rsplit("@", 1)[-1]
+        query = "&".join(_safe_param(part) for part in parts.query.split("&") if part)
+        return redaction.redact(urlunsplit((parts.scheme, netloc, parts.path, query, "")))
+    except ValueError:
+        return redaction.REDACTED
+
+
+def url_with_params(url: str, params: Mapping[str, Any] | None) -> str:
+    """``url`` with ``params`` encoded into its query, as ``requests`` sends it."""
+    if not params:
+        return url
+    prepared = requests.PreparedRequest()
+    prepared.prepare_url(url, params)
+    return prepared.url or url
+
+
+class LazySafeUrl:
+    """Renders :func:`safe_url` only when formatted: for log arguments that are often dropped.
+
+    Args:
+        url: The URL.
+        params: Query parameters still to be added to it.
+    """
+
+    __slots__ = ("params", "url")
+
+    def __init__(self, url: str, params: Mapping[str, Any] | None = None):
+        self.url = url
+        self.params = params
+
+    def __str__(self) -> str:
+        return safe_url(url_with_params(self.url, self.params))
+
+
+def server_message(response: requests.Response) -> str:
+    """The server's own error text: a JSON ``message``-like field, else the body; redacted.
+
+    Returns:
+        At most :data:`MAX_SERVER_MESSAGE_CHARS` characters, or ``""`` when the body is empty.
+    """
+    text = response.text or ""
+    found: Any = None
+    try:
+        body = json.loads(text) if text.strip() else None
+    except ValueError:
+        body = None
+    # OData / Graph nest it: {"error": {"code": ..., "message": ...}}
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        body = body["error"]
+    if isinstance(body, dict):
+        for key in MESSAGE_KEYS:
+            if body.get(key):
+                found = body[key]
+                break
+    message = text if found is None else (found if isinstance(found, str) else json.dumps(found))
+    message = " ".join(message.split())
+    if len(message) > MAX_SERVER_MESSAGE_CHARS:
+        message = message[: MAX_SERVER_MESSAGE_CHARS - 1] + "…"
+    return redaction.redact(message)
+
+
+def _fix_for(status: int) -> tuple[str, str | None]:
+    """How-to-fix text and an example for an HTTP error status."""
+    if status == HTTP_NOT_FOUND:
+        return (
+            "Check the request path and global → api-base-url in the config (a relative path "
+            "is appended to api-base-url), and that the record exists.",
+            '"api-base-url": "https://api.businesscentral.dynamics.com/v2.0/<tenant>/'
+            'Production/api/v2.0"',
+        )
+    if status == HTTP_FORBIDDEN:
+        return (
+            "The token is valid but lacks permission: grant the app registration (client-id) "
+            "the API permission or role this call needs, and check the company or tenant.",
+            None,
+        )
+    if status == HTTP_CONFLICT:
+        return ("The record changed or already exists: read it again and retry the change.", None)
+    if status >= HTTP_SERVER_ERROR:
+        return (
+            "The API is having trouble (server error): check its status page and run the script "
+            "again later; raise script-behavior → retry-strategy → max-retries if it is "
+            "merely flaky.",
+            '"retry-strategy": {"max-retries": 5, "backoff-factor": 2.0}',
+        )
+    return (
+        "Fix the request according to the server's message (fields, values, query options).",
+        None,
+    )
+
+
+def status_error(
+    response: requests.Response, method: str, url: str, attempts: int
+) -> ApiOperationError:
+    """Build the error for a final HTTP error response (>= 400, retries spent or not allowed).
+
+    Args:
+        response: The last response.
+        method: HTTP method, upper case.
+        url: The request URL (made safe here).
+        attempts: Requests sent for this call.
+    """
+    status = response.status_code
+    shown = safe_url(url)
+    message = server_message(response)
+    said = f" The server said: {message}" if message else ""
+    tries = f" after {attempts} attempts" if attempts > 1 else ""
+    what = f"{method} {shown} failed with HTTP {status} {response.reason or ''}".rstrip()
+    what += f"{tries}.{said}"
+    fix, example = _fix_for(status)
+    return ApiOperationError(what, fix, example, status_code=status, url=shown, method=method)
+
+
+def auth_error(
+    response: requests.Response, method: str, url: str, refreshed: bool
+) -> ApiAuthenticationError:
+    """The error for a 401 that a token refresh cannot fix (or did not fix)."""
+    shown = safe_url(url)
+    message = server_message(response)
+    said = f" The server said: {message}" if message else ""
+    again = " even after a token refresh" if refreshed else ""
+    return ApiAuthenticationError(
+        f"{method} {shown} was rejected with HTTP 401 (unauthorized){again}.{said}",
+        "Check the token: a fresh az-token in the secrets file, or client credentials "
+        "(client-id, client-secret, oauth-scope) that grant access to this API; the scope "
+        "must match global → api-base-url.",
+        '"oauth-scope": "https://api.businesscentral.dynamics.com/.default"',
+    )
+
+
+def rate_limit_error(
+    method: str,
+    url: str,
+    retry_after: float | None,
+    *,
+    too_long: bool,
+    max_wait: float,
+    status_code: int = HTTP_TOO_MANY_REQUESTS,
+) -> ApiRateLimitError:
+    """The error for a 429/503 we stop retrying: a wait too long, or retries spent."""
+    shown = safe_url(url)
+    if too_long:
+        what = (
+            f"{method} {shown}: the API answered HTTP {status_code} and asks to wait "
+            f"{retry_after:.0f}s (Retry-After), longer than the allowed {max_wait:g}s."
+        )
+        fix = (
+            "Run the script later, or raise script-behavior → retry-strategy → "
+            "max-wait-seconds to let it wait that long."
+        )
+    else:
+        what = f"{method} {shown} kept being rate limited (HTTP 429) until retries ran out."
+        fix = (
+            "Lower script-behavior → rate-limiting → calls-per-second (or raise "
+            "api-delay-seconds) so the script stays under the API's limit."
+        )
+    return ApiRateLimitError(
+        what,
+        fix,
+        '"rate-limiting": {"enabled": true, "calls-per-second": 5, "burst-size": 1}',
+        retry_after=retry_after,
+        status_code=status_code,
+        url=shown,
+        method=method,
+    )
+
+
+def transport_error(
+    err: requests.RequestException, method: str, url: str, timeout: float, attempts: int
+) -> ApiOperationError:
+    """The error for a request that got no (usable) response: timeout, reset, bad protocol."""
+    shown = safe_url(url)
+    tries = f" (after {attempts} attempts)" if attempts > 1 else ""
+    if isinstance(err, requests.Timeout):
+        return ApiTimeoutError(
+            f"{method} {shown} got no answer within {timeout:g}s{tries}.",
+            "The API is slow or unreachable: raise script-behavior → api-timeouts → "
+            "rest-timeout-seconds, or ask for less data per request (smaller pages).",
+            '"api-timeouts": {"rest-timeout-seconds": 120}',
+            url=shown,
+            method=method,
+        )
+    kind = type(err).__name__
+    return ApiOperationError(
+        f"{method} {shown} failed before a complete response arrived ({kind}){tries}.",
+        "Check the network, proxy and global → api-base-url; if the API drops connections "
+        "under load, lower rate-limiting → calls-per-second.",
+        None,
+        status_code=None,
+        url=shown,
+        method=method,
+    )

@@ -1,0 +1,164 @@
+"""Follow next links page by page: OData ``@odata.nextLink``, RFC 8288 ``Link``, JSON ``next``.
+
+The walk streams: one page is held at a time. Records come from ``value``, a top-level list,
+or ``data`` / ``items`` / ``results``. A next link that was already fetched in the same walk is
+an error (a server bug that would otherwise loop forever). Next links are followed as given —
+never rebuilt from ``$skip`` arithmetic — so a server that caps the page size loses nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+from urllib.parse import urljoin
+
+from utils.exceptions import ApiOperationError
+from utils.http_errors import safe_url
+
+log = logging.getLogger(__name__)
+
+RECORD_KEYS = ("value", "data", "items", "results")
+ODATA_NEXT = "@odata.nextLink"
+JSON_NEXT = "next"
+PROGRESS_EVERY_PAGES = 10
+"""A progress line (pages, records, rate) is logged at INFO every this many pages."""
+
+# One link-value of a Link header: <uri> followed by ;-separated parameters.
+_LINK_VALUE = re.compile(r'<([^>]*)>((?:\s*;\s*[^;,="]+(?:\s*=\s*(?:"[^"]*"|[^;,"]*))?)*)')
+_LINK_PARAM = re.compile(r';\s*([^;,="\s]+)\s*(?:=\s*(?:"([^"]*)"|([^;,"\s]*)))?')
+
+PageFetcher = Callable[[str, Mapping[str, Any] | None], tuple[str, Mapping[str, str], Any]]
+"""``fetch(url, params) -> (final_url, headers, parsed_body)`` for one page."""
+
+
+def parse_link_header(value: str | None) -> dict[str, str]:
+    """Parse an RFC 8288 ``Link`` header into ``{relation: uri}`` (relations lower case).
+
+    Handles several links, quoted and unquoted ``rel``, several relations in one ``rel``
+    (``rel="next last"``) and any case; the first link wins for a relation.
+
+    Example:
+        >>> parse_link_header('<https://a/x?p=2>; rel="next", <https://a/x?p=9>; REL=last')
+        {'next': 'https://a/x?p=2', 'last': 'https://a/x?p=9'}
+    """
+    links: dict[str, str] = {}
+    if not value:
+        return links
+    for match in _LINK_VALUE.finditer(value):
+        uri, params = match.group(1).strip(), match.group(2)
+        for param in _LINK_PARAM.finditer(params):
+            if param.group(1).lower() != "rel":
+                continue
+            rel_value = param.group(2) if param.group(2) is not None else param.group(3) or ""
+            for rel in rel_value.lower().split():
+                links.setdefault(rel, uri)
+    return links
+
+
+def next_link(body: Any, headers: Mapping[str, str], page_url: str) -> str | None:
+    """The absolute URL of the next page, or None on the last page.
+
+    Looks at ``@odata.nextLink`` in the body, then a ``Link: <…>; rel="next"`` header, then a
+    JSON ``next`` string; a relative link is resolved against the page's URL.
+
+    Args:
+        body: The page's parsed JSON body.
+        headers: The page's response headers (case-insensitive mapping).
+        page_url: The URL the page was fetched from.
+    """
+    candidate: Any = None
+    if isinstance(body, dict):
+        candidate = body.get(ODATA_NEXT)
+    if not candidate:
+        candidate = parse_link_header(headers.get("Link")).get("next")
+    if not candidate and isinstance(body, dict) and isinstance(body.get(JSON_NEXT), str):
+        candidate = body[JSON_NEXT]
+    if not isinstance(candidate, str) or not candidate.strip():
+        return None
+    return urljoin(page_url, candidate.strip())
+
+
+def extract_records(body: Any, page_url: str) -> list[Any]:
+    """The records of one page: a top-level list, or the list under a record key.
+
+    Raises:
+        ApiOperationError: The page holds no list of records (an empty body counts as none).
+    """
+    if isinstance(body, list):
+        return body
+    if isinstance(body, dict):
+        for key in RECORD_KEYS:
+            if isinstance(body.get(key), list):
+                return list(body[key])
+    shown = safe_url(page_url)
+    raise ApiOperationError(
+        f"GET {shown} returned a page without a list of records "
+        f"(looked for a top-level list and the keys {', '.join(RECORD_KEYS)}).",
+        "Use iter_pages/get_all only on collection endpoints; read a single object with get().",
+        "api.get_all('customers') rather than api.get_all('customers(42)')",
+        url=shown,
+        method="GET",
+    )
+
+
+def walk_pages(
+    fetch: PageFetcher,
+    url: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    progress_every: int = PROGRESS_EVERY_PAGES,
+) -> Iterator[list[Any]]:
+    """Yield each page's records, following next links until there is none.
+
+    Args:
+        fetch: Fetches one page (see :data:`PageFetcher`); it does retries, limits, auth.
+        url: Absolute URL of the first page.
+        params: Query parameters of the first request only (a next link carries its own).
+        clock: Monotonic clock, for the progress rate.
+        progress_every: Log progress at INFO every this many pages.
+
+    Raises:
+        ApiOperationError: A next link repeats one already fetched, or a page has no records.
+    """
+    seen: set[str] = set()
+    pages = records = 0
+    started = clock()
+    current: str | None = url
+    current_params = params
+    while current is not None:
+        final_url, headers, body = fetch(current, current_params)
+        seen.add(final_url)
+        if current_params is None:
+            seen.add(current)
+        page = extract_records(body, final_url)
+        pages += 1
+        records += len(page)
+        if pages % progress_every == 0:
+            elapsed = max(clock() - started, 1e-9)
+            log.info(
+                "Paging %s: %d pages, %d records so far (%.1f records/s)",
+                safe_url(url),
+                pages,
+                records,
+                records / elapsed,
+            )
+        following = next_link(body, headers, final_url)
+        if following is not None and following in seen:
+            shown = safe_url(following)
+            raise ApiOperationError(
+                f"Pagination loop: the server sent the next link {shown} again after "
+                f"{pages} pages ({records} records).",
+                "The API's paging is broken for this query: report it to the API owner, or "
+                "narrow the query ($filter) so it fits fewer pages.",
+                None,
+                status_code=None,
+                url=shown,
+                method="GET",
+            )
+        yield page
+        current, current_params = following, None
+    log.debug("Paging %s done: %d pages, %d records", safe_url(url), pages, records)

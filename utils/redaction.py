@@ -1,0 +1,324 @@
+"""Hide secrets in text: registered values first, then secret-shaped patterns.
+
+Stages, each at most one scan of the text:
+
+1. **Registered values** (:func:`register_secret`), one compiled alternation: every secret
+   loaded from the secrets file and every token acquired is replaced wherever it appears,
+   whatever surrounds it. Besides the raw value, its URL-encoded forms
+   (``quote``/``quote_plus``) and its JSON-escaped forms (as it appears inside a JSON
+   string, ASCII-escaped or not) are replaced too, because a secret often reaches a log
+   inside a query string or a JSON body. Values shorter than :data:`MIN_SECRET_LENGTH`
+   characters are ignored: replacing ``"abc"`` everywhere would wreck the log and protect
+   nothing.
+2. **Patterns** (:mod:`utils.redaction_patterns`), in three families, each ONE compiled
+   alternation that runs only when its cheap trigger is in the text: key/value pairs, PEM
+   blocks and HTTP credentials (a key word such as ``pass``, ``secret``, ``token``, ``key``
+   appears); credentials in URLs (``://`` and ``@`` appear); token prefixes and JWTs (run
+   only over runs of :data:`~utils.redaction_patterns.TOKEN_MIN_RUN`+ token characters). The
+   key of a key/value pair stays visible and only the value is hidden
+   (``"password": "[REDACTED]"``), so logs stay readable.
+3. **Opaque keys**: any run of 40+ key characters (base64, base64url, hex, random
+   alphanumerics, Azure-style secrets with ``~`` and ``.``) that
+   :func:`utils.redaction_patterns.is_key_like` judges a key rather than a path or a name,
+   found by a byte-level substring search.
+
+A line with nothing secret-shaped in it therefore costs a handful of C-level scans.
+
+:func:`redact` never raises. If anything inside it fails, it returns :data:`REDACTION_FAILED`
+instead of the text: a log line is lost, never a secret leaked.
+
+Example:
+    >>> register_secret("s3cr3t-value")
+    >>> redact("connecting with s3cr3t-value")
+    'connecting with [REDACTED]'
+    >>> redact('{"client_secret": "abc"}')
+    '{"client_secret": "[REDACTED]"}'
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from urllib.parse import quote, quote_plus
+
+from utils.redaction_patterns import (
+    ANY_KEY_WORD,
+    AUTH_RULES,
+    AUTH_TRIGGERS,
+    KEYED_RULES,
+    KEYED_TRIGGERS,
+    OPAQUE_MIN_LENGTH,
+    TOKEN_MIN_RUN,
+    TOKEN_RULES,
+    URL_RULES,
+    URL_WEBHOOK_TRIGGER,
+    CompiledRules,
+    compile_rules,
+    is_key_like,
+)
+
+REDACTED = "[REDACTED]"
+REDACTION_FAILED = "[REDACTION FAILED: log text withheld]"
+MIN_SECRET_LENGTH = 4
+
+# Quote prefixes a redacted value keeps, so '"x"' becomes '"[REDACTED]"' (longest first).
+_QUOTES = ('\\"', '"', "'")
+
+_lock = threading.Lock()
+_secrets: set[str] = set()
+# Swapped as a whole under the lock; readers use whatever object they see, without locking.
+_secret_regex: re.Pattern[str] | None = None
+_SECRET_KEY_NAME = re.compile(rf"[\w .-]*?(?i:{ANY_KEY_WORD})")
+_KEYED: CompiledRules = compile_rules(KEYED_RULES)
+_AUTH_TRIGGER = re.compile("|".join(AUTH_TRIGGERS))
+_AUTH: CompiledRules = compile_rules(AUTH_RULES)
+_URL: CompiledRules = compile_rules(URL_RULES)
+_TOKENS: CompiledRules = compile_rules(TOKEN_RULES)
+
+# Long runs of key characters are found on byte images of the text in which every such
+# character is "k" and everything else a space: a C-level substring search finds a run much
+# faster than a regular expression (non-ASCII characters become "?" first, so indexes align).
+_ALNUM = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+_OPAQUE_TABLE = bytes(ord("k") if i in _ALNUM + b"+/_~.-" else ord(" ") for i in range(256))
+_OPAQUE_RUN = b"k" * OPAQUE_MIN_LENGTH
+_TOKEN_TABLE = bytes(ord("k") if i in _ALNUM + b"_.-" else ord(" ") for i in range(256))
+_TOKEN_RUN = b"k" * TOKEN_MIN_RUN
+# A GUID alone is the commonest long run in API logs (record ids in URLs); it is no token.
+_GUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+_GUID_LENGTH = 36
+# Runs judged NOT to be keys (paths, names: never secrets) are remembered, since logs repeat
+# them; the memory is bounded and starts over when full. Keys are never remembered.
+_NOT_KEYS: set[str] = set()
+_NOT_KEYS_MAX = 4096
+
+
+def _forms(value: str) -> set[str]:
+    """Return ``value`` and the encoded forms it takes in URLs and JSON strings."""
+    forms = {
+        value,
+        quote(value, safe=""),
+        quote_plus(value, safe=""),
+        json.dumps(value)[1:-1],
+        json.dumps(value, ensure_ascii=False)[1:-1],
+    }
+    return {form for form in forms if len(form) >= MIN_SECRET_LENGTH}
+
+
+def is_secret_key(name: str) -> bool:
+    """Return True when a field or key called ``name`` holds a secret (``password``,
+    ``client_secret``, ``X-Api-Key``, ``_az_token`` ...), by the same key words as the
+    patterns; ``token_count`` and ``tokens_acquired`` are not secret names.
+
+    Args:
+        name: A field name.
+    """
+    try:
+        return _SECRET_KEY_NAME.fullmatch(name) is not None
+    except Exception:  # a non-string name: treat as not secret, its value is still redacted
+        return False
+
+
+def register_secret(value: str) -> None:
+    """Register a secret value so that :func:`redact` replaces it wherever it appears.
+
+    Values shorter than :data:`MIN_SECRET_LENGTH` characters, ``None`` and empty strings are
+    ignored. A ``Bearer `` prefix is not stripped: register the raw token. Non-string values
+    (a numeric PIN read from JSON) are registered as their ``str()``.
+
+    Args:
+        value: The secret.
+    """
+    global _secret_regex
+    if value is None:
+        return
+    text = value if isinstance(value, str) else str(value)
+    if len(text) < MIN_SECRET_LENGTH:
+        return
+    with _lock:
+        new = _forms(text) - _secrets
+        if not new:
+            return
+        _secrets.update(new)
+        # Longest first, so a secret that contains another is hidden whole.
+        ordered = sorted(_secrets, key=lambda s: (-len(s), s))
+        _secret_regex = re.compile("|".join(map(re.escape, ordered)))
+
+
+def clear_registered_secrets() -> None:
+    """Forget every registered value (for tests)."""
+    global _secret_regex
+    with _lock:
+        _secrets.clear()
+        _secret_regex = None
+
+
+def registered_count() -> int:
+    """Return how many forms of registered values are replaced (for diagnostics and tests)."""
+    with _lock:
+        return len(_secrets)
+
+
+def _apply_rules(
+    rules: CompiledRules,
+    text: str,
+    pos: int = 0,
+    endpos: int | None = None,
+    haystack: str | None = None,
+) -> str:
+    """Run one family's combined pattern over ``text[pos:endpos]``, replacing what it matches.
+
+    Lookbehinds still see the characters before ``pos``. A match that its rule's check
+    rejects is kept, and the scan resumes one character after its start, so that nothing
+    inside it escapes the other rules. When ``haystack`` is given (a lowercased copy of
+    ``text`` with the same indexes) the pattern runs on it and the spans are cut from
+    ``text``.
+    """
+    end_at = len(text) if endpos is None else endpos
+    search = rules.regex.search
+    hay = text if haystack is None else haystack
+    match = search(hay, pos, end_at)
+    if match is None:
+        return text
+    out: list[str] = []
+    last = 0
+    while match is not None:
+        name = match.lastgroup
+        rule, secret_group = rules.rules[name] if name else (None, None)
+        start, end = match.span()
+        if rule is None or (rule.check is not None and not rule.check(match.group())):
+            match = search(hay, start + 1, end_at)
+            continue
+        if secret_group is None:
+            out.append(text[last:start])
+            out.append(REDACTED)
+        else:
+            s_start, s_end = match.span(secret_group)
+            value = text[s_start:s_end]
+            quote_mark = next((q for q in _QUOTES if value.startswith(q)), "")
+            if quote_mark and not (len(value) > len(quote_mark) and value.endswith(quote_mark)):
+                quote_mark = ""
+            out.append(text[last:s_start])
+            out.append(f"{quote_mark}{REDACTED}{quote_mark}")
+            out.append(text[s_end:end])
+        last = end
+        match = search(hay, end if end > start else end + 1, end_at)
+    out.append(text[last:])
+    return "".join(out)
+
+
+def _apply_tokens(text: str, ascii_text: bytes) -> str:
+    """Run the token family only over runs of ``TOKEN_MIN_RUN``+ token characters (right to
+    left, so earlier indexes stay valid while later runs are replaced). A run that is just a
+    GUID is skipped."""
+    image = ascii_text.translate(_TOKEN_TABLE)
+    spans = []
+    start = image.find(_TOKEN_RUN)
+    while start >= 0:
+        end = image.find(b" ", start)
+        if end < 0:
+            end = len(image)
+        if not (end - start == _GUID_LENGTH and _GUID.fullmatch(text, start, end)):
+            spans.append((start, end))
+        start = image.find(_TOKEN_RUN, end)
+    for start, end in reversed(spans):
+        text = _apply_rules(_TOKENS, text, start, end)
+    return text
+
+
+def _apply_opaque(text: str, ascii_text: bytes) -> str:
+    """Replace every run of 40+ key characters that :func:`is_key_like` judges a key.
+
+    Base64 padding (``=``) after a run is hidden with it.
+    """
+    image = ascii_text.translate(_OPAQUE_TABLE)
+    start = image.find(_OPAQUE_RUN)
+    if start < 0:
+        return text
+    out: list[str] = []
+    last = 0
+    size = len(text)
+    while start >= 0:
+        end = image.find(b" ", start)
+        if end < 0:
+            end = size
+        stop = end
+        while end > start and text[end - 1] == ".":  # a sentence's full stop is not the key's
+            end -= 1
+        while end < size and text[end] == "=":
+            end += 1
+        run = text[start:end]
+        if run not in _NOT_KEYS:
+            if is_key_like(run):
+                out.append(text[last:start])
+                out.append(REDACTED)
+                last = end
+            else:
+                if len(_NOT_KEYS) >= _NOT_KEYS_MAX:
+                    _NOT_KEYS.clear()
+                _NOT_KEYS.add(run)
+        start = image.find(_OPAQUE_RUN, max(end, stop))
+    out.append(text[last:])
+    return "".join(out)
+
+
+def _has_key_word(lowered: str) -> bool:
+    """True when one of :data:`KEYED_TRIGGERS` is in ``lowered``.
+
+    Plain substring checks in a loop: a regular expression or ``any()`` over a generator
+    costs about twice as much, on every record.
+    """
+    for word in KEYED_TRIGGERS:  # noqa: SIM110
+        if word in lowered:
+            return True
+    return False
+
+
+def _lower_ascii(text: str) -> str:
+    """Lowercase ``text`` keeping every index (``str.lower`` can lengthen some letters)."""
+    lowered = text.lower()
+    if len(lowered) != len(text):
+        lowered = text.encode("ascii", "replace").lower().decode("ascii")
+    return lowered
+
+
+def _apply_patterns(text: str) -> str:
+    """Run every pattern family whose trigger is present; a plain text costs a few scans."""
+    lowered = _lower_ascii(text)
+    if _has_key_word(lowered):
+        redacted = _apply_rules(_KEYED, text, haystack=lowered)
+        if redacted is not text:
+            text, lowered = redacted, _lower_ascii(redacted)
+    if _AUTH_TRIGGER.search(lowered):
+        text = _apply_rules(_AUTH, text)
+    if ("@" in text and "://" in text) or URL_WEBHOOK_TRIGGER in text:
+        text = _apply_rules(_URL, text)
+    ascii_text = text.encode("ascii", "replace")
+    redacted = _apply_tokens(text, ascii_text)
+    if redacted is not text:
+        text, ascii_text = redacted, redacted.encode("ascii", "replace")
+    return _apply_opaque(text, ascii_text)
+
+
+def redact(text: str) -> str:
+    """Return ``text`` with every registered secret and secret-shaped value replaced.
+
+    Never raises: on any internal failure it returns :data:`REDACTION_FAILED`, never ``text``.
+    A non-string argument is converted with ``str()`` first (a failing ``__str__`` yields the
+    placeholder too).
+
+    Args:
+        text: Any text, typically a fully formatted log line.
+
+    Returns:
+        The text with secrets replaced by :data:`REDACTED`.
+    """
+    try:
+        if not isinstance(text, str):
+            text = str(text)
+        secret_regex = _secret_regex
+        if secret_regex is not None:
+            text = secret_regex.sub(REDACTED, text)
+        return _apply_patterns(text)
+    except Exception:  # never let logging take a batch job down, never leak on failure
+        return REDACTION_FAILED

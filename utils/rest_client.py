@@ -1,0 +1,389 @@
+"""The HTTP engine behind ``TxoRestAPI``: one retry loop, limits, token refresh, 202 polling.
+
+Every request the client sends goes through :meth:`RestTransport.request`:
+``api-delay-seconds`` pause → circuit breaker → rate limiter → one HTTP request (urllib3 does
+no retries of its own: the adapter is mounted with ``max_retries=0``) → the retry decision of
+:class:`utils.retry_policy.RetryPolicy`. A 401 refreshes the token once, a 202 is polled. The
+bearer token goes only to the API's own origin (scheme, host, port of ``api-base-url``), also
+across redirects.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from utils import redaction, run_stats
+from utils.api_common import CircuitBreaker, RateLimiter
+from utils.api_settings import behavior
+from utils.exceptions import ApiTimeoutError, CircuitOpenError, ConfigurationError
+from utils.http_errors import (
+    LazySafeUrl,
+    auth_error,
+    rate_limit_error,
+    safe_url,
+    status_error,
+    transport_error,
+    url_with_params,
+)
+from utils.retry_policy import (
+    RETRY_AFTER_STATUSES,
+    RetryPolicy,
+    classify_exception,
+    parse_retry_after,
+)
+
+log = logging.getLogger(__name__)
+
+POOL_MAXSIZE = 32
+"""Connections kept per host: enough for every worker of ``TxoRestAPI.map``."""
+POOL_CONNECTIONS = 4
+DEFAULT_PORTS = {"http": 80, "https": 443}
+HTTP_ACCEPTED = 202
+HTTP_UNAUTHORIZED = 401
+HTTP_TOO_MANY_REQUESTS = 429
+HTTP_CLIENT_ERROR = 400
+HTTP_SERVER_ERROR = 500
+USER_AGENT = "txo-batch-toolkit"
+
+
+def origin_of(url: str) -> tuple[str, str, int | None]:
+    """``(scheme, host, port)`` of ``url``, lower case, with the scheme's default port filled."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port or DEFAULT_PORTS.get(scheme)
+    except ValueError:
+        port = None
+    return scheme, (parts.hostname or "").lower(), port
+
+
+class OriginBoundSession(requests.Session):
+    """A ``requests.Session`` that drops ``Authorization`` on a redirect off the API's origin.
+
+    ``requests`` keeps the header on some cross-origin redirects (http → https on the same
+    host) and may add ``.netrc`` credentials; here a redirect keeps the header only while it
+    stays on ``api_origin``, and never adds any.
+    """
+
+    def __init__(self, api_origin: tuple[str, str, int | None]):
+        super().__init__()
+        self.api_origin = api_origin
+
+    def rebuild_auth(self, prepared_request: Any, response: Any) -> None:
+        """Keep ``Authorization`` only when the redirect target is the API's own origin."""
+        if origin_of(prepared_request.url or "") != self.api_origin:
+            prepared_request.headers.pop("Authorization", None)
+
+
+class RestTransport:
+    """Sends requests for one client; thread-safe; see the module docstring for the pipeline.
+
+    Args:
+        config: The whole config (``global.api-base-url`` required; ``script-behavior`` keys
+            missing from it take their defaults).
+        require_auth: Send a bearer token (from ``_token``, else the shared token provider).
+        clock: Monotonic clock (injectable for tests).
+        sleep: Sleep used for the delay, backoff and polling waits (injectable for tests).
+        wall_clock: Unix time, to read ``Retry-After`` HTTP-dates.
+
+    Raises:
+        ConfigurationError: ``global.api-base-url`` is missing.
+    """
+
+    def __init__(
+        self,
+        config: Mapping[str, Any],
+        *,
+        require_auth: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        wall_clock: Callable[[], float] = time.time,
+    ):
+        base = (config.get("global") or {}).get("api-base-url")
+        if not isinstance(base, str) or not base.strip():
+            raise ConfigurationError(
+                "The config has no global → api-base-url, so the HTTP client has nowhere to go.",
+                "Add the API's base URL to the config; request paths are appended to it.",
+                '"global": {"api-base-url": "https://api.example.com/v2"}',
+            )
+        self.config = config
+        self.base_url = base.strip().rstrip("/")
+        self.origin = origin_of(self.base_url)
+        base_parts = urlsplit(self.base_url)
+        self._origin_prefix = f"{base_parts.scheme}://{base_parts.netloc}/"
+        settings = behavior(config)
+        timeouts = settings["api-timeouts"]
+        self.timeout = float(timeouts["rest-timeout-seconds"])
+        self.poll_interval = float(timeouts["async-poll-interval"])
+        self.async_max_wait = float(timeouts["async-max-wait"])
+        self.api_delay = float(settings["api-delay-seconds"])
+        self.policy = RetryPolicy.from_config(config)
+        limits, breaker = settings["rate-limiting"], settings["circuit-breaker"]
+        self.limiter = (
+            RateLimiter(
+                float(limits["calls-per-second"]),
+                int(limits["burst-size"]),
+                clock=clock,
+                sleep=sleep,
+            )
+            if limits["enabled"]
+            else None
+        )
+        self.breaker = (
+            CircuitBreaker(
+                int(breaker["failure-threshold"]), float(breaker["timeout-seconds"]), clock=clock
+            )
+            if breaker["enabled"]
+            else None
+        )
+        self._clock, self._sleep, self._wall_clock = clock, sleep, wall_clock
+        self.session = OriginBoundSession(self.origin)
+        self.session.headers["User-Agent"] = USER_AGENT
+        adapter = HTTPAdapter(
+            pool_connections=POOL_CONNECTIONS, pool_maxsize=POOL_MAXSIZE, max_retries=0
+        )
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.require_auth = require_auth
+        self._token_lock = threading.Lock()
+        self._token: str | None = None
+        if require_auth:
+            given = config.get("_token")
+            self._token = (
+                given if isinstance(given, str) and given else self._provider().get_token()
+            )
+            redaction.register_secret(self._token)
+
+    # -- tokens -----------------------------------------------------------------------------
+    def _provider(self) -> Any:
+        # Imported here: a client without auth never needs the token machinery.
+        from utils.auth import get_token_provider
+
+        return get_token_provider(self.config)
+
+    def _refresh_token(self, rejected: str, response: requests.Response, method: str) -> None:
+        with self._token_lock:
+            if self._token != rejected:  # another thread refreshed already
+                return
+            provider = self._provider()
+            if not provider.can_refresh:
+                raise auth_error(response, method, response.url, refreshed=False)
+            log.info("The API answered 401: refreshing the access token once")
+            self._token = provider.refresh()
+
+    def sends_token_to(self, url: str) -> bool:
+        """True when a request to ``url`` carries the bearer token (the API's own origin)."""
+        if self._token is None:
+            return False
+        # Fast path for URLs built from api-base-url; anything else is compared by origin.
+        return url.startswith(self._origin_prefix) or origin_of(url) == self.origin
+
+    # -- one request ------------------------------------------------------------------------
+    def _send_once(
+        self, method: str, url: str, headers: dict[str, str], **kwargs: Any
+    ) -> requests.Response:
+        breaker = self.breaker
+        is_trial = False
+        if breaker is not None:
+            try:
+                is_trial = breaker.before_call()
+            except CircuitOpenError as err:
+                err.url, err.method = safe_url(url), method
+                raise
+        try:
+            if self.api_delay > 0:
+                self._sleep(self.api_delay)
+            if self.limiter is not None:
+                self.limiter.acquire()
+            if breaker is not None:
+                breaker.confirm(is_trial)
+            run_stats.increment(run_stats.API_CALLS)
+            response = self.session.request(
+                method, url, headers=headers, timeout=(self.timeout, self.timeout), **kwargs
+            )
+        except CircuitOpenError as err:  # opened while this call waited: nothing was sent
+            err.url, err.method = safe_url(url), method
+            raise
+        except BaseException:
+            if breaker is not None:
+                breaker.record_failure()
+            raise
+        if breaker is not None:
+            if response.status_code >= HTTP_SERVER_ERROR:
+                breaker.record_failure()
+            else:
+                breaker.record_success()
+        return response
+
+    def _wait(self, method: str, url: str, retry: int, retry_after: float | None, why: str) -> None:
+        delay = self.policy.delay(retry, retry_after)
+        run_stats.increment(run_stats.RETRIES)
+        log.debug(
+            "Retry %d of %d for %s %s after %s: waiting %.3fs%s",
+            retry,
+            self.policy.max_retries,
+            method,
+            LazySafeUrl(url),
+            why,
+            delay,
+            " (Retry-After)" if retry_after is not None else "",
+        )
+        self._sleep(delay)
+
+    def execute(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> requests.Response:
+        """Send one call with its retries; return the final response below 400.
+
+        Args:
+            method: HTTP method, upper case.
+            url: Absolute URL.
+            params: Query parameters.
+            json_body: JSON body (None: no body).
+            headers: Extra request headers.
+
+        Raises:
+            ApiOperationError: The final answer is an error, or no answer arrived (a
+                :class:`ApiTimeoutError` for timeouts, :class:`ApiRateLimitError` for 429s
+                and too long ``Retry-After`` waits, :class:`CircuitOpenError` when open).
+            ApiAuthenticationError: 401 and no refresh possible, or 401 again after it.
+        """
+        attempt = 0
+        refreshed = False
+
+        def shown_url() -> str:  # the URL with its query, for errors (made safe there)
+            return url_with_params(url, params)
+
+        while True:
+            attempt += 1
+            token = self._token if self.sends_token_to(url) else None
+            sent_headers = dict(headers or {})
+            if token:
+                sent_headers["Authorization"] = f"Bearer {token}"
+            started = self._clock()
+            try:
+                response = self._send_once(method, url, sent_headers, params=params, json=json_body)
+            except requests.RequestException as err:
+                kind = classify_exception(err)
+                log.debug(
+                    "%s %s -> %s (%s) on attempt %d",
+                    method,
+                    LazySafeUrl(url, params),
+                    type(err).__name__,
+                    kind.value,
+                    attempt,
+                )
+                if not self.policy.should_retry(method, kind, attempt):
+                    log.debug("%s %s: no retry after %s", method, LazySafeUrl(url), kind.value)
+                    raise transport_error(err, method, shown_url(), self.timeout, attempt) from err
+                self._wait(method, shown_url(), attempt, None, type(err).__name__)
+                continue
+            status = response.status_code
+            log.debug(
+                "%s %s -> %d on attempt %d (%.0f ms)",
+                method,
+                LazySafeUrl(response.url or url),
+                status,
+                attempt,
+                (self._clock() - started) * 1000,
+            )
+            if status < HTTP_CLIENT_ERROR:
+                return response
+            if status == HTTP_TOO_MANY_REQUESTS:
+                run_stats.increment(run_stats.RATE_LIMITED)
+            if status == HTTP_UNAUTHORIZED:
+                if token is None or refreshed:
+                    raise auth_error(
+                        response, method, response.url or shown_url(), refreshed=refreshed
+                    )
+                self._refresh_token(token, response, method)
+                refreshed = True
+                attempt -= 1  # the retry after a refresh is outside the retry budget
+                continue
+            retry_after = None
+            if status in RETRY_AFTER_STATUSES:
+                retry_after = parse_retry_after(
+                    response.headers.get("Retry-After"), self._wall_clock()
+                )
+            if self.policy.is_retryable(method, status, retry_after=retry_after):
+                if self.policy.exceeds_max_wait(retry_after):
+                    raise rate_limit_error(
+                        method,
+                        shown_url(),
+                        retry_after,
+                        too_long=True,
+                        max_wait=self.policy.max_wait_seconds,
+                        status_code=status,
+                    )
+                if self.policy.should_retry(method, status, attempt, retry_after=retry_after):
+                    self._wait(method, shown_url(), attempt, retry_after, f"HTTP {status}")
+                    continue
+                if status == HTTP_TOO_MANY_REQUESTS:
+                    raise rate_limit_error(
+                        method, shown_url(), retry_after, too_long=False, max_wait=0.0
+                    )
+            log.debug(
+                "%s %s: HTTP %d is final (attempt %d)", method, LazySafeUrl(url), status, attempt
+            )
+            raise status_error(response, method, response.url or shown_url(), attempt)
+
+    # -- a call, with 202 polling ------------------------------------------------------------
+    def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        """:meth:`execute`, then poll a 202 Accepted until its operation finishes.
+
+        The ``Location`` of a 202 (absolute, or relative to the URL of the request that
+        returned it) is polled with GET every ``Retry-After`` seconds, else every
+        ``async-poll-interval``; each poll is a call with its own retry budget. A 202 without
+        ``Location`` has nothing to poll and is returned as it is.
+
+        Raises:
+            ApiTimeoutError: Still 202 ``async-max-wait`` seconds after the first 202.
+        """
+        response = self.execute(method, url, **kwargs)
+        if response.status_code != HTTP_ACCEPTED or not response.headers.get("Location"):
+            return response
+        deadline = self._clock() + self.async_max_wait
+        poll_url = url
+        polls = 0
+        while response.status_code == HTTP_ACCEPTED:
+            location = response.headers.get("Location")
+            if location:
+                poll_url = urljoin(response.url or poll_url, location)
+            hint = parse_retry_after(response.headers.get("Retry-After"), self._wall_clock())
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                shown = safe_url(poll_url)
+                raise ApiTimeoutError(
+                    f"{method} {safe_url(url)} was accepted (202) but the operation was not "
+                    f"finished after {self.async_max_wait:g}s ({polls} polls of {shown}).",
+                    "Raise script-behavior → api-timeouts → async-max-wait if the operation is "
+                    "known to take that long, or check its status on the API side.",
+                    '"api-timeouts": {"async-max-wait": 900, "async-poll-interval": 5}',
+                    status_code=HTTP_ACCEPTED,
+                    url=shown,
+                    method="GET",
+                )
+            wait = min(hint if hint is not None else self.poll_interval, remaining)
+            log.debug("202 Accepted: polling %s in %.2fs", LazySafeUrl(poll_url), wait)
+            self._sleep(wait)
+            polls += 1
+            response = self.execute("GET", poll_url)
+        return response
+
+    def close(self) -> None:
+        """Close the session and its connection pool."""
+        self.session.close()

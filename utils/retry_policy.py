@@ -1,0 +1,232 @@
+"""When the HTTP client retries, and how long it waits: an immutable policy of pure decisions.
+
+Nothing here does I/O or sleeps; :class:`RetryPolicy` answers "retry this?" and "wait how
+long?" so the rules can be tested without a network, and the client's loop stays the one and
+only retry layer (its ``HTTPAdapter`` runs with ``max_retries=0``).
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import requests
+from urllib3.exceptions import MaxRetryError, NewConnectionError
+
+from utils.api_settings import behavior
+
+IDEMPOTENT_METHODS = frozenset({"GET", "PUT", "DELETE", "HEAD", "OPTIONS"})
+"""Methods that may be repeated after any transient failure."""
+RETRY_STATUSES_IDEMPOTENT = frozenset({429, 500, 502, 503, 504})
+"""Statuses retried for :data:`IDEMPOTENT_METHODS`."""
+RETRY_AFTER_STATUSES = frozenset({429, 503})
+"""Statuses whose ``Retry-After`` header replaces the backoff."""
+TOO_MANY_REQUESTS = 429
+SERVICE_UNAVAILABLE = 503
+DEFAULT_MAX_WAIT_SECONDS = 300.0
+
+
+class TransportFailure(enum.Enum):
+    """What kind of failure a request exception is, for the retry decision."""
+
+    CONNECT = "connect"
+    """The connection could not be made: the request never left (safe to repeat for POST)."""
+    TIMEOUT = "timeout"
+    """The server did not answer in time; it may have acted on the request."""
+    PROTOCOL = "protocol"
+    """The connection broke mid-exchange or the response was malformed or truncated."""
+    FATAL = "fatal"
+    """Not transient (TLS failure, invalid URL ...): retrying cannot help."""
+
+
+def classify_exception(exc: BaseException) -> TransportFailure:
+    """Sort a ``requests`` exception into a :class:`TransportFailure` kind.
+
+    Args:
+        exc: The exception ``requests`` raised while sending or reading.
+
+    Returns:
+        The failure kind; anything unrecognised is ``FATAL``.
+    """
+    if isinstance(exc, requests.ConnectTimeout):
+        return TransportFailure.CONNECT
+    if isinstance(exc, requests.ReadTimeout | requests.Timeout):
+        return TransportFailure.TIMEOUT
+    if isinstance(exc, requests.exceptions.SSLError | requests.exceptions.ProxyError):
+        return TransportFailure.FATAL
+    if isinstance(exc, requests.ConnectionError):
+        cause = exc.args[0] if exc.args else None
+        if isinstance(cause, MaxRetryError) and isinstance(cause.reason, NewConnectionError):
+            return TransportFailure.CONNECT
+        return TransportFailure.PROTOCOL
+    if isinstance(
+        exc, requests.exceptions.ChunkedEncodingError | requests.exceptions.ContentDecodingError
+    ):
+        return TransportFailure.PROTOCOL
+    return TransportFailure.FATAL
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Turn a ``Retry-After`` header into seconds to wait.
+
+    Args:
+        value: The header: delta-seconds (``"120"``, fractions tolerated) or an HTTP-date
+            (``"Wed, 21 Oct 2026 07:28:00 GMT"``); None when absent.
+        now: The current time as a Unix timestamp (``time.time()``), for HTTP-dates.
+
+    Returns:
+        Seconds to wait, or None when there is no usable hint: absent, unparseable, zero or
+        negative, or a date that is not in the future.
+
+    Example:
+        >>> parse_retry_after("2", now=0.0)
+        2.0
+        >>> parse_retry_after("Thu, 01 Jan 1970 00:00:10 GMT", now=4.0)
+        6.0
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:  # RFC 9110 dates are GMT; tolerate a missing zone
+            from datetime import timezone
+
+            when = when.replace(tzinfo=timezone.utc)
+        seconds = when.timestamp() - now
+    if not math.isfinite(seconds) or seconds <= 0:
+        return None
+    return seconds
+
+
+Outcome = int | BaseException | TransportFailure
+"""What an attempt produced: an HTTP status, a transport exception, or its kind."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """The retry rules of one client, as an immutable value.
+
+    Attributes:
+        max_retries: Retries after the first attempt (at most ``1 + max_retries`` requests).
+        backoff_factor: Delay before retry n is ``backoff_factor * 2 ** (n - 1)`` seconds.
+        max_wait_seconds: A ``Retry-After`` longer than this fails at once.
+        jitter_min: Lower bound of the random factor applied to a delay.
+        jitter_max: Upper bound of the random factor applied to a delay.
+    """
+
+    max_retries: int = 3
+    backoff_factor: float = 2.0
+    max_wait_seconds: float = DEFAULT_MAX_WAIT_SECONDS
+    jitter_min: float = 0.8
+    jitter_max: float = 1.2
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> RetryPolicy:
+        """Build the policy from a whole config dict (missing keys take their defaults).
+
+        Args:
+            config: The config; ``script-behavior.retry-strategy`` and ``.jitter`` are read.
+        """
+        settings = behavior(config)
+        strategy = settings["retry-strategy"]
+        jitter = settings["jitter"]
+        return cls(
+            max_retries=int(strategy["max-retries"]),
+            backoff_factor=float(strategy["backoff-factor"]),
+            max_wait_seconds=float(strategy["max-wait-seconds"]),
+            jitter_min=float(jitter["min-factor"]),
+            jitter_max=float(jitter["max-factor"]),
+        )
+
+    def is_retryable(
+        self, method: str, outcome: Outcome, *, retry_after: float | None = None
+    ) -> bool:
+        """Whether this kind of outcome is worth repeating for ``method`` (budget aside).
+
+        GET, PUT, DELETE, HEAD and OPTIONS: 429, 500, 502, 503, 504, connection, protocol
+        and timeout failures. POST and PATCH (not idempotent): only 429, 503 with a usable
+        ``Retry-After``, and failures to connect (the request never left).
+
+        Args:
+            method: HTTP method (any case).
+            outcome: The HTTP status, the exception raised, or its :class:`TransportFailure`.
+            retry_after: The parsed ``Retry-After`` of the response (None when absent).
+        """
+        verb = method.upper()
+        idempotent = verb in IDEMPOTENT_METHODS
+        if isinstance(outcome, BaseException):
+            outcome = classify_exception(outcome)
+        if isinstance(outcome, TransportFailure):
+            if outcome is TransportFailure.FATAL:
+                return False
+            return idempotent or outcome is TransportFailure.CONNECT
+        if idempotent:
+            return outcome in RETRY_STATUSES_IDEMPOTENT
+        if outcome == TOO_MANY_REQUESTS:
+            return True
+        return outcome == SERVICE_UNAVAILABLE and retry_after is not None
+
+    def should_retry(
+        self, method: str, outcome: Outcome, attempt: int, *, retry_after: float | None = None
+    ) -> bool:
+        """Whether to send attempt ``attempt + 1`` after ``outcome`` of attempt ``attempt``.
+
+        Args:
+            method: HTTP method (any case).
+            outcome: The HTTP status, the exception raised, or its :class:`TransportFailure`.
+            attempt: How many attempts were made so far (1 after the first request).
+            retry_after: The parsed ``Retry-After`` of the response (None when absent).
+
+        Example:
+            >>> p = RetryPolicy(max_retries=2)
+            >>> [p.should_retry("GET", 503, n) for n in (1, 2, 3)]
+            [True, True, False]
+            >>> p.should_retry("POST", 500, 1)
+            False
+        """
+        if attempt > self.max_retries:
+            return False
+        return self.is_retryable(method, outcome, retry_after=retry_after)
+
+    def backoff(self, retry_number: int) -> float:
+        """The un-jittered delay before retry ``retry_number`` (1-based), in seconds."""
+        return self.backoff_factor * 2 ** (retry_number - 1)
+
+    def delay(
+        self,
+        retry_number: int,
+        retry_after: float | None = None,
+        *,
+        rand: Callable[[float, float], float] = random.uniform,
+    ) -> float:
+        """Seconds to wait before retry ``retry_number``.
+
+        The backoff, or the server's ``Retry-After`` when given, multiplied by a random factor
+        in ``jitter_min … jitter_max``; jitter may lengthen a ``Retry-After``, never shorten it.
+
+        Args:
+            retry_number: 1 for the first retry, 2 for the second ...
+            retry_after: The server's hint in seconds, already parsed (None: use backoff).
+            rand: ``random.uniform``-like source of the jitter factor (injectable for tests).
+        """
+        factor = rand(self.jitter_min, self.jitter_max)
+        if retry_after is not None:
+            return retry_after * max(1.0, factor)
+        return max(0.0, self.backoff(retry_number) * factor)
+
+    def exceeds_max_wait(self, retry_after: float | None) -> bool:
+        """True when the server asks for a wait longer than ``max_wait_seconds``."""
+        return retry_after is not None and retry_after > self.max_wait_seconds

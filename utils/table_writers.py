@@ -1,0 +1,366 @@
+"""Writers for tables and streams of pages: CSV, Parquet and JSON Lines, in bounded memory.
+
+A *stream* is an iterator (a generator, ``api.iter_pages(...)``) whose items are pages: a list
+of dicts, a DataFrame, or a single dict (one record). Pages are regrouped into batches so that
+a stream of 100-record pages writes as fast as one DataFrame, and only one batch is held in
+memory at a time.
+
+Columns of a stream (CSV and Parquet) are fixed by the first batch: :data:`CSV_BATCH_ROWS` rows
+for CSV, the first row group for Parquet. A Parquet row group is cut, at a page boundary, once
+it holds ``row_group_size=`` rows (default :data:`PARQUET_ROW_GROUP_ROWS`) or
+:data:`PARQUET_ROW_GROUP_BYTES` of data, whichever comes first. Within that first batch,
+columns are united and types promoted (a column that is all null in the first page takes its
+type from a later one). After it, a page missing a column gets empty values; a page with a new
+column, or a value that cannot be converted to the column's Parquet type without loss, is a
+``ValidationError`` — pass ``columns=`` (CSV) or ``schema=`` (a ``pyarrow.Schema``, Parquet)
+to fix the columns up front. An empty stream writes an empty JSON Lines file, an empty CSV file
+(only the header when ``columns=`` is given) and a Parquet file with no rows (with the columns
+of ``schema=`` when given).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, TypeAlias
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from utils.exceptions import ValidationError
+from utils.json_encoding import encode_lines
+
+CSV_BATCH_ROWS = 10_000
+JSONL_BATCH_ROWS = 10_000
+LOOSE_RECORDS_BATCH = 10_000  # single-dict items gathered into pages of this many
+PARQUET_ROW_GROUP_ROWS = 65_536
+# A row group is also cut when its Arrow data reaches this size, so wide records keep the
+# writer's memory bounded too (the encoder holds a whole row group before writing it out).
+PARQUET_ROW_GROUP_BYTES = 8 * 1024 * 1024
+ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError)
+SCHEMA_EXAMPLE = (
+    'handler.save(pages, "output", "orders.parquet", '
+    'schema=pa.schema([("id", pa.int64()), ("note", pa.string())]))'
+)
+
+Piece: TypeAlias = "list[Mapping[str, Any]] | pd.DataFrame"
+
+
+def check_records(records: list[Any], where: str) -> None:
+    """Raise ``ValidationError`` unless every item of ``records`` is a dict."""
+    for position, record in enumerate(records):
+        if not isinstance(record, Mapping):
+            raise ValidationError(
+                f"Item {position} of {where} is a {type(record).__name__}, not a dict: a table "
+                "needs one dict per row.",
+                "Pass a list of dicts (one per row), or a DataFrame.",
+                '[{"id": 1, "name": "Ada"}, {"id": 2, "name": "Lin"}]',
+            )
+
+
+def iter_pieces(pages: Iterator[Any], loose_batch: int) -> Iterator[tuple[int, Piece]]:
+    """Yield ``(first_row_number, piece)`` for each non-empty page of ``pages``.
+
+    Single dicts are gathered into lists of up to ``loose_batch`` records.
+
+    Raises:
+        ValidationError: A page is neither a dict, a list of dicts nor a DataFrame.
+    """
+    row = 0
+    loose: list[Mapping[str, Any]] = []
+    for number, page in enumerate(pages, start=1):
+        if isinstance(page, Mapping):
+            loose.append(page)
+            if len(loose) >= loose_batch:
+                yield row, loose
+                row, loose = row + len(loose), []
+            continue
+        if loose:
+            yield row, loose
+            row, loose = row + len(loose), []
+        if isinstance(page, list):
+            check_records(page, f"page {number} of the stream")
+        elif not isinstance(page, pd.DataFrame):
+            raise ValidationError(
+                f"Page {number} of the stream is a {type(page).__name__}.",
+                "Yield pages that are lists of dicts, DataFrames, or single dicts.",
+                "def pages():\n    yield [{'id': 1}, {'id': 2}]",
+            )
+        if len(page):
+            yield row, page
+            row += len(page)
+    if loose:
+        yield row, loose
+
+
+def _frame(pieces: list[Piece]) -> pd.DataFrame:
+    frames = [p if isinstance(p, pd.DataFrame) else pd.DataFrame(p) for p in pieces]
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True, sort=False)
+
+
+def _new_columns_error(new: list[Any], start: int, fmt: str) -> ValidationError:
+    return ValidationError(
+        f"The rows from row {start:,} have column(s) {new} that the first rows of the {fmt} "
+        "file did not have; the columns are fixed by the first batch of rows.",
+        "Give every page the same columns (None where there is no value)"
+        + (", or pass schema= with every column." if fmt == "Parquet" else "."),
+        SCHEMA_EXAMPLE if fmt == "Parquet" else None,
+    )
+
+
+class _CsvStream:
+    """Appends batches of a stream to an open CSV file; the first batch fixes the columns."""
+
+    def __init__(self, handle: Any, header: Any, columns: list[Any] | None, options: Any):
+        self.handle = handle
+        self.header = header
+        self.columns = columns  # given with columns=: extra columns are left out, by request
+        self.chosen = columns is not None
+        self.options = options
+        self.written = False
+
+    def write(self, frame: pd.DataFrame, start: int) -> None:
+        if self.columns is None:
+            self.columns = list(frame.columns)
+        elif list(frame.columns) != self.columns:
+            known = set(self.columns)
+            new = [c for c in frame.columns if c not in known]
+            if new and not self.chosen:
+                raise _new_columns_error(new, start, "CSV")
+            frame = frame.reindex(columns=self.columns)
+        frame.to_csv(self.handle, header=False if self.written else self.header, **self.options)
+        self.written = True
+
+    def finish(self) -> None:
+        if not self.written and self.chosen and self.header:
+            empty = pd.DataFrame(columns=self.columns)
+            empty.to_csv(self.handle, header=self.header, **self.options)
+
+
+def write_csv(path: Path, data: pd.DataFrame | list[Any] | Iterator[Any], **kwargs: Any) -> None:
+    """Write ``data`` as CSV: UTF-8, no index unless ``index=True``.
+
+    Other ``kwargs`` go to ``DataFrame.to_csv``. ``columns=`` picks and orders the columns
+    (missing ones are written empty) and gives an empty list or stream its header line. A
+    stream is written batch by batch, the header once.
+    """
+    options = {"index": False, **kwargs}
+    encoding = options.pop("encoding", "utf-8")
+    header = options.pop("header", True)
+    columns = options.pop("columns", None)
+    options.pop("mode", None)
+    with open(path, "w", encoding=encoding, newline="") as handle:
+        if isinstance(data, pd.DataFrame):
+            data.to_csv(handle, header=header, columns=columns, **options)
+            return
+        stream = _CsvStream(handle, header, None if columns is None else list(columns), options)
+        if isinstance(data, list):
+            if data:
+                stream.write(pd.DataFrame(data), 0)
+            stream.finish()
+            return
+        batch: list[Piece] = []
+        records: list[Mapping[str, Any]] = []
+        batch_start = rows = 0
+        for _, piece in iter_pieces(data, LOOSE_RECORDS_BATCH):
+            if isinstance(piece, pd.DataFrame):
+                if records:
+                    batch.append(records)
+                    records = []
+                batch.append(piece)
+            else:
+                records.extend(piece)
+            rows += len(piece)
+            if rows - batch_start >= CSV_BATCH_ROWS:
+                stream.write(_frame([*batch, records] if records else batch), batch_start)
+                batch, records, batch_start = [], [], rows
+        if batch or records:
+            stream.write(_frame([*batch, records] if records else batch), batch_start)
+        stream.finish()
+
+
+def records_to_table(records: list[Mapping[str, Any]], start: int = 0) -> pa.Table:
+    """Convert dicts to an Arrow table; keys missing from some dicts become nulls.
+
+    Raises:
+        ValidationError: A column mixes types Arrow cannot hold together, or an integer is
+            too large for 64 bits.
+    """
+    try:
+        first = records[0].keys()
+        if all(r.keys() == first for r in records):
+            return pa.Table.from_pylist(records)
+        names = dict.fromkeys(k for r in records for k in r)
+        return pa.Table.from_pydict({k: [r.get(k) for r in records] for k in names})
+    except ARROW_ERRORS as err:
+        raise _arrow_error(err, start) from err
+
+
+def _arrow_error(err: BaseException, start: int) -> ValidationError:
+    return ValidationError(
+        f"Cannot convert the rows from row {start:,} to Parquet: {err}.",
+        "Make each column hold one type (numbers, text, dates ...) and integers fit in 64 "
+        "bits, or pass schema= to say the types.",
+        SCHEMA_EXAMPLE,
+    )
+
+
+def _piece_table(piece: Piece, start: int) -> pa.Table:
+    if isinstance(piece, pd.DataFrame):
+        try:
+            return pa.Table.from_pandas(piece, preserve_index=False)
+        except ARROW_ERRORS as err:
+            raise _arrow_error(err, start) from err
+    return records_to_table(piece, start)
+
+
+def conform(table: pa.Table, schema: pa.Schema, start: int) -> pa.Table:
+    """Return ``table`` with exactly ``schema``'s columns and types (missing ones null).
+
+    Raises:
+        ValidationError: ``table`` has a column ``schema`` lacks, or a value does not convert.
+    """
+    if table.schema.equals(schema, check_metadata=False):
+        return table
+    new = [name for name in table.column_names if schema.get_field_index(name) < 0]
+    if new:
+        raise _new_columns_error(new, start, "Parquet")
+    arrays = []
+    for field in schema:
+        if field.name not in table.column_names:
+            arrays.append(pa.nulls(table.num_rows, field.type))
+            continue
+        column = table[field.name]
+        if column.type != field.type:
+            try:
+                column = column.cast(field.type)
+            except ARROW_ERRORS as err:
+                raise ValidationError(
+                    f"Column {field.name!r} in the rows from row {start:,} holds "
+                    f"{column.type} values that do not convert to the file's {field.type}: "
+                    f"{err}.",
+                    "Keep one type per column across pages, or pass schema= with the wider "
+                    "type (the first row group fixed it otherwise).",
+                    SCHEMA_EXAMPLE,
+                ) from err
+        arrays.append(column)
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def write_parquet(
+    path: Path, data: pd.DataFrame | list[Any] | Iterator[Any], **kwargs: Any
+) -> None:
+    """Write ``data`` as Parquet with pyarrow.
+
+    Args:
+        path: The file to create.
+        data: A DataFrame (``DataFrame.to_parquet``, index kept as pandas does), a list of
+            dicts, or a stream of pages (``ParquetWriter``, one row group per batch).
+        **kwargs: ``schema`` (a ``pyarrow.Schema`` every page is converted to),
+            ``row_group_size`` (rows after which a stream's row group is cut), and any option of
+            ``pyarrow.parquet.ParquetWriter`` (``compression``, ``use_dictionary`` ...).
+    """
+    if isinstance(data, pd.DataFrame):
+        try:
+            data.to_parquet(path, engine="pyarrow", **kwargs)
+        except ARROW_ERRORS as err:
+            raise _arrow_error(err, 0) from err
+        return
+    schema: pa.Schema | None = kwargs.pop("schema", None)
+    group_rows = int(kwargs.pop("row_group_size", None) or PARQUET_ROW_GROUP_ROWS)
+    kwargs.pop("index", None)
+    if isinstance(data, list):
+        table = records_to_table(data) if data else pa.table({})
+        pq.write_table(conform(table, schema, 0) if schema is not None else table, path, **kwargs)
+        return
+    _write_parquet_stream(path, data, schema, group_rows, kwargs)
+
+
+def _write_parquet_stream(
+    path: Path,
+    pages: Iterator[Any],
+    schema: pa.Schema | None,
+    group_rows: int,
+    options: dict[str, Any],
+) -> None:
+    writer: pq.ParquetWriter | None = None
+    pending: list[pa.Table] = []
+    pending_rows = pending_start = pending_bytes = 0
+    try:
+        for start, piece in iter_pieces(pages, LOOSE_RECORDS_BATCH):
+            table = _piece_table(piece, start)
+            if writer is not None or schema is not None:
+                table = conform(table, writer.schema if writer else schema, start)
+            if not pending:
+                pending_start = start
+            pending.append(table)
+            pending_rows += table.num_rows
+            pending_bytes += table.nbytes
+            if pending_rows < group_rows and pending_bytes < PARQUET_ROW_GROUP_BYTES:
+                continue
+            group = _concat(pending, pending_start)
+            if writer is None:
+                writer = pq.ParquetWriter(path, group.schema, **options)
+            writer.write_table(group)
+            pending, pending_rows, pending_bytes = [], 0, 0
+        if writer is None:
+            group = _concat(pending, pending_start) if pending else None
+            empty = schema if schema is not None else pa.schema([])
+            writer = pq.ParquetWriter(path, group.schema if group else empty, **options)
+            if group is None:
+                writer.write_table(pa.Table.from_batches([], schema=empty))
+        elif pending:
+            group = _concat(pending, pending_start)
+        else:
+            group = None
+        if group is not None:
+            writer.write_table(group)
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def _concat(tables: list[pa.Table], start: int) -> pa.Table:
+    if len(tables) == 1:
+        return tables[0]
+    try:
+        return pa.concat_tables(tables, promote_options="permissive")
+    except ARROW_ERRORS as err:
+        raise _arrow_error(err, start) from err
+
+
+def _jsonl_pages(data: pd.DataFrame | list[Any] | Iterator[Any]) -> Iterable[list[Any]]:
+    if isinstance(data, pd.DataFrame):
+        data = data.to_dict(orient="records")
+    if isinstance(data, list):
+        for start in range(0, len(data), JSONL_BATCH_ROWS):
+            yield data[start : start + JSONL_BATCH_ROWS]
+        return
+    loose: list[Any] = []
+    for page in data:
+        if isinstance(page, pd.DataFrame):
+            page = page.to_dict(orient="records")
+        if isinstance(page, (list, tuple)):
+            if loose:
+                yield loose
+                loose = []
+            yield list(page)
+        else:
+            loose.append(page)
+            if len(loose) >= JSONL_BATCH_ROWS:
+                yield loose
+                loose = []
+    if loose:
+        yield loose
+
+
+def write_jsonl(path: Path, data: pd.DataFrame | list[Any] | Iterator[Any], **kwargs: Any) -> None:
+    """Write ``data`` as JSON Lines (UTF-8), one record per line, page by page.
+
+    In a stream, a list (or DataFrame) is a page of records and any other item one record.
+    ``kwargs`` are JSON encoder options (``sort_keys``, ``ensure_ascii``).
+    """
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        for page in _jsonl_pages(data):
+            handle.write(encode_lines(page, **kwargs))
