@@ -2,8 +2,14 @@
 the peak memory of streaming a million records.
 
 save() does more than the plain call: it checks the data, writes a temporary file, fsyncs it
-and renames it into place. The ratios show what that costs. Memory is measured in a fresh
-subprocess per case (VmHWM, the process's peak resident set).
+and renames it into place. Each format row gives two ratios side by side: against the plain
+call (what a script that does not care about crashes would pay) and against the plain call
+plus an fsync of its file (the same durability, so what is left is the toolkit's own work).
+Where fsync dominates (a 10 MB text file is written in a few ms, its fsync takes as long) the
+first ratio cannot reach 1.05×; the second shows whether the toolkit adds anything. A last
+row measures save() on a tiny file against a hand-written temp file + fsync + rename, the
+floor of an atomic write. Memory is measured in a fresh subprocess per case (VmHWM, the
+process's peak resident set).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import datetime as dt
 import json
 import os
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,7 +37,8 @@ from utils.load_n_save import TxoDataHandler
 
 AREA = "Saving"
 RATIO_GOAL = 1.05
-REPEATS = 7
+REPEATS = 9
+TINY_REPEATS = 41
 ENGINE_REPEATS = 3
 TABLE_ROWS = 100_000
 JSON_ROWS = 20_000
@@ -42,6 +50,7 @@ STREAM_PAGE = 1_000
 MEMORY_GOAL_MB = 200
 FLAT_TOLERANCE_MB = 25
 MB = 1024 * 1024
+MICROS = 1_000_000
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -115,14 +124,43 @@ def _ratio_row(
     return Row(
         area=AREA,
         measure=measure,
-        value=f"{median:.2f}×",
-        goal=f"≤ {RATIO_GOAL:.2f}×",
+        value=f"{median:.2f}× plain; {durable_median:.2f}× plain + fsync",
+        goal=f"≤ {RATIO_GOAL:.2f}× plain",
         met=median <= RATIO_GOAL,
-        spread=f"{lo:.2f}–{hi:.2f}×",
-        bound="the plain library call (1.00×)",
-        notes=f"{notes}; ÷ (plain call + fsync): {durable_median:.2f}× "
-        f"({durable_lo:.2f}–{durable_hi:.2f}×)",
+        spread=f"{lo:.2f}–{hi:.2f}×; {durable_lo:.2f}–{durable_hi:.2f}×",
+        bound="the plain library call (1.00×); with its fsync, the same durability",
+        notes=notes,
         extra={"ratio": median, "ratio_vs_durable": durable_median},
+    )
+
+
+def _atomic_floor_row(folder: Path) -> Row:
+    """save() of a tiny text file against the bare protocol: temp, write, fsync, rename."""
+    handler = TxoDataHandler()
+    out = folder / "output"
+    text = "x" * 1024
+
+    def by_hand() -> None:
+        tmp = out / ".floor.txt.tmp"
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, out / "floor.txt")
+
+    a, b = interleaved(lambda: handler.save(text, "output", "tiny.txt"), by_hand, TINY_REPEATS)
+    median, lo, hi = ratio_stats(a, b)
+    extra_us = (statistics.median(a) - statistics.median(b)) * MICROS
+    return Row(
+        AREA,
+        "txt: save(1 KB str) ÷ hand-written temp file + fsync + rename",
+        f"{median:.2f}×",
+        spread=f"{lo:.2f}–{hi:.2f}×",
+        bound="the atomic-write protocol itself (1.00×)",
+        notes=f"the toolkit's fixed cost per file, about {extra_us:.0f} µs (median difference): "
+        "name and type checks, an exclusive create of a random temporary name, the "
+        "permissions of the file it replaces, the counter and the log record; no goal, "
+        "it is the floor under the format rows",
     )
 
 
@@ -285,7 +323,9 @@ def run() -> list[Row]:
         (folder / "output").mkdir()
         path_helpers.PROJECT_ROOT = folder
         try:
-            return _format_rows(folder) + _engine_rows(folder) + _memory_rows(folder)
+            rows = _format_rows(folder)
+            rows.append(_atomic_floor_row(folder))
+            return rows + _engine_rows(folder) + _memory_rows(folder)
         finally:
             path_helpers.PROJECT_ROOT = original
 

@@ -99,9 +99,12 @@ def main(argv: list[str]) -> int:
         for r in new_rows:
             print(f"   {r.measure}: {r.value} ({r.goal})", flush=True)
         rows.extend(new_rows)
-    command = "make bench" if not wanted else f"python -m bench.run {' '.join(argv)}"
-    (BENCH_DIR / "RESULTS.md").write_text(render(rows, errors, command), encoding="utf-8")
-    print(f"Wrote {BENCH_DIR / 'RESULTS.md'}")
+    if wanted:
+        # A partial run must not replace the full table: print it instead.
+        print(render(rows, errors, f"python -m bench.run {' '.join(argv)}"))
+    else:
+        (BENCH_DIR / "RESULTS.md").write_text(render(rows, errors, "make bench"), encoding="utf-8")
+        print(f"Wrote {BENCH_DIR / 'RESULTS.md'}")
     return 1 if errors else 0
 
 

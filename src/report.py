@@ -26,15 +26,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from utils.api_factory import ApiManager, TxoRestAPI
 from utils.exceptions import ApiOperationError, ValidationError
 from utils.load_n_save import TxoDataHandler, timestamped_filename
 from utils.logger import setup_logger
 from utils.script_runner import parse_args_and_load_config, run_script
+
+if TYPE_CHECKING:  # pandas loads only when the report is built, so --help starts fast
+    import pandas as pd
 
 logger = setup_logger()
 
@@ -210,6 +211,8 @@ def customer_rows(
     customers: Iterable[Mapping[str, Any]], invoices: list[Invoice], snapshot: Snapshot
 ) -> pd.DataFrame:
     """One row per customer and currency (customers without invoices too), by revenue."""
+    import pandas as pd
+
     base, as_of = snapshot.base_currency, snapshot.as_of
     groups: dict[tuple[str, str], list[Invoice]] = defaultdict(list)
     for invoice in invoices:
@@ -247,6 +250,8 @@ def customer_rows(
 
 def overdue_rows(invoices: list[Invoice], snapshot: Snapshot) -> pd.DataFrame:
     """One row per overdue invoice, most overdue first."""
+    import pandas as pd
+
     base = snapshot.base_currency
     rows = [
         {
@@ -300,6 +305,8 @@ def currency_figures(items: list[Invoice], as_of: date, base: bool) -> dict[str,
 
 def summary_rows(invoices: list[Invoice], snapshot: Snapshot) -> pd.DataFrame:
     """One row per currency in its own amounts, then one row for all, in base currency."""
+    import pandas as pd
+
     base = snapshot.base_currency
     currencies = sorted({i.currency for i in invoices if i.posted})
     blocks = [(c, snapshot.rates[c], [i for i in invoices if i.currency == c]) for c in currencies]

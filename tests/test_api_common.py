@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.http_contract_support import hang_guard
 from utils import run_stats
 from utils.api_common import (
     DEFAULTS,
@@ -24,6 +25,8 @@ from utils.exceptions import (
     ConfigurationError,
     ValidationError,
 )
+
+pytestmark = pytest.mark.usefixtures(hang_guard.__name__)
 
 SCHEMA = Path(__file__).resolve().parent.parent / "schemas" / "org-env-config-schema.json"
 
@@ -395,3 +398,17 @@ def test_breaker_confirm_stops_a_call_admitted_before_it_opened() -> None:
     trial = breaker.before_call()
     assert trial is True
     breaker.confirm(trial)  # the trial itself always proceeds
+
+
+def test_breaker_raise_if_open_looks_ahead_without_claiming_the_trial() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(failure_threshold=1, timeout=10, clock=clock)
+    breaker.raise_if_open(within=100)  # closed: never raises
+    breaker.before_call()
+    breaker.record_failure()
+    with pytest.raises(CircuitOpenError):
+        breaker.raise_if_open(within=9.9)  # still open when the wait would end
+    breaker.raise_if_open(within=10)  # the trial would be due by then
+    clock.advance(10)
+    breaker.raise_if_open()
+    assert breaker.before_call() is True  # the trial is still there to claim

@@ -6,11 +6,14 @@ from typing import Any
 
 import pytest
 
+from tests.http_contract_support import hang_guard
 from tests.test_api_factory import TOKEN, make_config
 from tests.wiremock_server import WireMock
 from utils.api_factory import create_rest_api
 from utils.exceptions import ApiOperationError
 from utils.http_errors import safe_url
+
+pytestmark = pytest.mark.usefixtures(hang_guard.__name__)
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.http_contract_support import hang_guard
 from tests.wiremock_server import WireMock
 from utils import run_stats
 from utils.api_factory import ApiManager, TxoRestAPI, create_rest_api
@@ -19,11 +20,14 @@ from utils.exceptions import (
     ConfigurationError,
 )
 
+pytestmark = pytest.mark.usefixtures(hang_guard.__name__)
+
 TOKEN = "test-token-4f1c9a77e2"
 FAST_BEHAVIOR: dict[str, Any] = {
     "api-delay-seconds": 0,
     "api-timeouts": {"rest-timeout-seconds": 1, "async-max-wait": 2, "async-poll-interval": 0.05},
-    "retry-strategy": {"max-retries": 2, "backoff-factor": 0.01},
+    # a small max-wait: a Retry-After regression fails fast instead of sleeping for minutes
+    "retry-strategy": {"max-retries": 2, "backoff-factor": 0.01, "max-wait-seconds": 5},
     "jitter": {"min-factor": 1.0, "max-factor": 1.0},
     "rate-limiting": {"enabled": False, "calls-per-second": 10, "burst-size": 1},
     "circuit-breaker": {"enabled": False, "failure-threshold": 5, "timeout-seconds": 60},

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from tests.http_contract_support import hang_guard
 from tests.test_api_factory import (
     TOKEN,
     header,
@@ -20,6 +21,8 @@ from tests.wiremock_server import WireMock
 from utils.api_factory import TxoRestAPI, create_rest_api
 from utils.exceptions import ApiOperationError, ApiTimeoutError
 from utils.pagination import extract_records, next_link, parse_link_header
+
+pytestmark = pytest.mark.usefixtures(hang_guard.__name__)
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.http_contract_support import hang_guard
 from tests.test_api_factory import json_response, make_config, stub_sequence
 from tests.wiremock_server import WireMock, free_port
 from utils import run_stats
@@ -20,6 +21,8 @@ from utils.exceptions import (
     ApiTimeoutError,
     CircuitOpenError,
 )
+
+pytestmark = pytest.mark.usefixtures(hang_guard.__name__)
 
 FAULTS = [
     "CONNECTION_RESET_BY_PEER",

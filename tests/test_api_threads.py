@@ -9,10 +9,13 @@ from typing import Any
 
 import pytest
 
+from tests.http_contract_support import hang_guard
 from tests.test_api_factory import json_response, make_config
 from tests.wiremock_server import WireMock
 from utils.api_factory import TxoRestAPI, create_rest_api
 from utils.exceptions import ApiOperationError
+
+pytestmark = pytest.mark.usefixtures(hang_guard.__name__)
 
 
 @pytest.fixture

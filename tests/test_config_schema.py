@@ -15,6 +15,7 @@ import pytest
 
 from utils import config_loader
 from utils.exceptions import ValidationError
+from utils.redaction import redact
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = json.loads((ROOT / "schemas" / "org-env-config-schema.json").read_text())
@@ -233,8 +234,11 @@ def test_snake_case_key_gets_a_kebab_suggestion() -> None:
 
 def test_secret_in_the_config_is_pointed_to_the_secrets_file() -> None:
     lines = errors_of(with_value("global/client-secret", "hunter2-value"))
-    assert any("global → client-secret: secrets do not belong in the config" in ln for ln in lines)
+    expected = "global → client-secret looks like a secret, and secrets do not belong in the config"
+    assert any(expected in ln for ln in lines)
     assert not any("hunter2-value" in ln for ln in lines)
+    # The line survives redaction unchanged: no "client-secret: …" for it to hide.
+    assert all(redact(ln) == ln for ln in lines)
 
 
 def test_base_url_must_be_http() -> None:

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 import xlsxwriter.worksheet
 
-from utils import atomic_write, path_helpers, run_stats, table_writers
+from utils import atomic_write, json_encoding, path_helpers, run_stats, table_writers
 from utils.exceptions import FileOperationError
 from utils.load_n_save import TxoDataHandler
 
@@ -81,7 +81,7 @@ def test_a_stream_failing_mid_write_leaves_the_previous_file_and_no_temp(
     error: BaseException,
 ) -> None:
     monkeypatch.setattr(table_writers, "CSV_BATCH_ROWS", 100)
-    monkeypatch.setattr(table_writers, "JSONL_BATCH_ROWS", 100)
+    monkeypatch.setattr(json_encoding, "JSONL_BATCH_ROWS", 100)
     previous(root, f"report{ext}")
     seen: list[int] = []
     with pytest.raises(type(error)):

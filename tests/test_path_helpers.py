@@ -65,13 +65,19 @@ def test_unknown_category_is_rejected(root: Path, category: str) -> None:
         "..",
         "sub/../../config/x.json",
         "./..",
-        ".",
     ],
 )
 def test_escaping_the_folder_is_rejected(root: Path, filename: str) -> None:
     with pytest.raises(FileOperationError) as info:
         get_path("output", filename)
     assert "escapes" in info.value.what_went_wrong
+
+
+@pytest.mark.parametrize("filename", [".", "./", "sub/.."])
+def test_a_name_for_the_folder_itself_is_rejected(root: Path, filename: str) -> None:
+    with pytest.raises(FileOperationError) as info:
+        get_path("output", filename)
+    assert "folder itself" in info.value.what_went_wrong
 
 
 @pytest.mark.parametrize(

@@ -181,7 +181,7 @@ class CircuitBreaker:
         remaining = max(0.0, self.timeout - (self._clock() - self._opened_at))
         return CircuitOpenError(
             f"The circuit breaker is open after {self.failure_threshold} consecutive failures; "
-            f"the request was not sent (next trial in {remaining:.0f}s).",
+            f"the request was not sent (next trial in {remaining:.1f}s).",
             "The API is failing: check its status and your network, then run the script "
             "again; raise script-behavior.circuit-breaker.failure-threshold only if the API "
             "is known to fail in bursts.",
@@ -233,6 +233,24 @@ class CircuitBreaker:
         """
         with self._lock:
             if not is_trial and self._state != CLOSED:
+                raise self._open_error(url, method)
+
+    def raise_if_open(self, url: str = "", method: str = "", *, within: float = 0.0) -> None:
+        """Raise :class:`CircuitOpenError` when the breaker is open and stays so ``within`` s.
+
+        Lets a caller skip a wait (a retry backoff) whose end the breaker would refuse anyway;
+        it never claims the half-open trial.
+
+        Args:
+            url: The (secret-free) URL, for the error.
+            method: The HTTP method, for the error.
+            within: Seconds from now at which the call would be made.
+
+        Raises:
+            CircuitOpenError: Open now and still open ``within`` seconds from now.
+        """
+        with self._lock:
+            if self._state == OPEN and self._clock() + within - self._opened_at < self.timeout:
                 raise self._open_error(url, method)
 
     def record_success(self) -> None:

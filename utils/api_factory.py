@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -24,11 +25,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, TypeVar
 
-import requests
-
 from utils.api_settings import behavior
-from utils.exceptions import ApiOperationError
-from utils.http_errors import safe_url
+from utils.http_body import decode_body
 from utils.pagination import walk_pages
 from utils.rest_client import POOL_MAXSIZE, RestTransport
 
@@ -39,40 +37,8 @@ R = TypeVar("R")
 
 DEFAULT_MAX_WORKERS = 8
 """Threads of :meth:`TxoRestAPI.map` when not given (capped at the connection pool size)."""
-ABSOLUTE_PREFIXES = ("http://", "https://")
-
-
-def decode_body(response: requests.Response) -> Any:
-    """The body as the client returns it: parsed JSON, None when empty, else the text.
-
-    A body is parsed as JSON when the ``Content-Type`` says JSON (``application/json``,
-    ``…+json``), or when there is no ``Content-Type`` and the body parses.
-
-    Raises:
-        ApiOperationError: The server declared JSON but sent something unparseable.
-    """
-    content = response.content
-    if not content or content.isspace():
-        return None
-    content_type = response.headers.get("Content-Type", "").lower()
-    if content_type and "json" not in content_type:
-        return response.text
-    try:
-        return response.json()
-    except ValueError as err:
-        if not content_type:
-            return response.text
-        shown = safe_url(response.url or "")
-        method = response.request.method if response.request is not None else ""
-        raise ApiOperationError(
-            f"{method} {shown} answered {response.status_code} with a body declared as JSON "
-            f"that is not valid JSON ({err}).",
-            "The API sent a broken response: run again, and report it to the API owner if it "
-            "persists.",
-            status_code=response.status_code,
-            url=shown,
-            method=method or "",
-        ) from err
+ABSOLUTE_URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://")
+"""``scheme://…``: used as given (only http and https can be sent; others are an error)."""
 
 
 class TxoRestAPI:
@@ -103,11 +69,12 @@ class TxoRestAPI:
         return self.transport.base_url
 
     def url_for(self, path_or_url: str) -> str:
-        """An absolute URL: ``http(s)://…`` as given, else appended to the base URL.
+        """An absolute URL: ``scheme://…`` as given, else appended to the base URL.
 
         Exactly one ``/`` separates them, so ``"/customers"`` and ``"customers"`` are the same.
+        Only http(s) URLs can be sent; another scheme fails as an invalid URL.
         """
-        if path_or_url.lower().startswith(ABSOLUTE_PREFIXES):
+        if ABSOLUTE_URL.match(path_or_url):
             return path_or_url
         path = path_or_url.lstrip("/")
         return f"{self.base_url}/{path}" if path else self.base_url
@@ -143,27 +110,74 @@ class TxoRestAPI:
         """PATCH ``data`` as the JSON body; returns like :meth:`get` (retried like POST)."""
         return self._call("PATCH", path_or_url, json_body=data, **kw)
 
+    def head(self, path_or_url: str, params: Mapping[str, Any] | None = None, **kw: Any) -> Any:
+        """HEAD, retried like GET; returns the response headers (a HEAD answer has no body).
+
+        Returns:
+            A case-insensitive mapping of the final response's headers.
+        """
+        url = self.url_for(path_or_url)
+        return self.transport.request("HEAD", url, params=params, **kw).headers
+
+    def request(
+        self,
+        method: str,
+        path_or_url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        data: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        """Any HTTP method (``OPTIONS`` ...), with the same retries; returns like :meth:`get`.
+
+        Args:
+            method: HTTP method, any case; retried per the method's rules.
+            path_or_url: Path relative to ``api-base-url``, or an absolute URL.
+            params: Query parameters.
+            data: JSON body (None: no body).
+            headers: Extra request headers.
+        """
+        return self._call(
+            method.upper(), path_or_url, params=params, json_body=data, headers=headers
+        )
+
     # -- pages ------------------------------------------------------------------------------
-    def iter_pages(self, path: str, params: Mapping[str, Any] | None = None) -> Iterator[list[Any]]:
+    def iter_pages(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> Iterator[list[Any]]:
         """Yield each page's records, following the server's next links (streaming).
 
         Args:
             path: Collection path (or absolute URL).
             params: Query parameters for the first request only (next links carry theirs).
+            headers: Extra request headers for every page (``Prefer: odata.maxpagesize=500``,
+                Graph's ``ConsistencyLevel: eventual``).
 
         Raises:
             ApiOperationError: A page without records, a repeated next link, or any failure.
         """
 
         def fetch(url: str, page_params: Mapping[str, Any] | None) -> tuple[str, Any, Any]:
-            response = self.transport.request("GET", url, params=page_params)
+            response = self.transport.request("GET", url, params=page_params, headers=headers)
             return response.url or url, response.headers, decode_body(response)
 
         yield from walk_pages(fetch, self.url_for(path), params)
 
-    def get_all(self, path: str, params: Mapping[str, Any] | None = None) -> list[Any]:
+    def get_all(
+        self,
+        path: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> list[Any]:
         """Every record of every page, as one list (use :meth:`iter_pages` to stream)."""
-        return [record for page in self.iter_pages(path, params) for record in page]
+        return [
+            record for page in self.iter_pages(path, params, headers=headers) for record in page
+        ]
 
     # -- parallel ---------------------------------------------------------------------------
     def imap(

@@ -26,14 +26,17 @@ from utils.exceptions import FileOperationError
 
 TEMP_SUFFIX = ".tmp"
 RANDOM_BYTES = 6
-# Keep the temporary name within the usual 255-byte file name limit.
+# File systems limit a name to 255 bytes. The temporary name adds 18 bytes to the target's
+# name, and the xlsx writer's parts folder a few more to that: 200 bytes of the target's name
+# leave room for both, however many bytes its characters take in UTF-8.
 MAX_NAME_PART = 200
 NEW_FILE_MODE = 0o666  # before the umask, like open(..., "w")
 
 
 def temp_path_for(target: Path) -> Path:
     """Return a fresh hidden temporary path beside ``target`` (not created)."""
-    stem = target.name[:MAX_NAME_PART]
+    raw = target.name.encode("utf-8", "surrogateescape")[:MAX_NAME_PART]
+    stem = raw.decode("utf-8", "ignore")  # never cut a character in half
     return target.with_name(f".{stem}.{secrets.token_hex(RANDOM_BYTES)}{TEMP_SUFFIX}")
 
 
@@ -48,10 +51,12 @@ def _create_temp(target: Path) -> Path:
         return tmp
 
 
-def _fsync(path: Path) -> None:
+def _fsync(path: Path) -> int:
+    """Flush ``path`` to disk; return its size."""
     fd = os.open(path, os.O_RDWR)
     try:
         os.fsync(fd)
+        return os.fstat(fd).st_size
     finally:
         os.close(fd)
 
@@ -71,15 +76,15 @@ def write_atomically(target: Path, write: Callable[[Path], None]) -> int:
 
     Raises:
         FileOperationError: The folder or file could not be created or written (disk full,
-            permissions, a folder in the way ...).
-        BaseException: Whatever ``write`` raised, after the temporary file is removed.
+            permissions, a folder in the way ...): any ``OSError`` out of ``write``.
+        BaseException: Whatever else ``write`` raised, after the temporary file is removed.
     """
     tmp: Path | None = None
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = _create_temp(target)
         write(tmp)
-        _fsync(tmp)
+        size = _fsync(tmp)
         with contextlib.suppress(FileNotFoundError):
             os.chmod(tmp, stat.S_IMODE(os.stat(target).st_mode))
         os.replace(tmp, target)
@@ -97,4 +102,4 @@ def write_atomically(target: Path, write: Callable[[Path], None]) -> int:
                 "unchanged.",
             ) from err
         raise
-    return os.stat(target).st_size
+    return size

@@ -10,7 +10,9 @@ Decisions:
 * Defaults are filled in at every level, also below objects the file leaves out, so
   ``config["script-behavior"]["rate-limiting"]["enabled"]`` always exists. A whole-number
   float given for an integer key (``3.0``) becomes an ``int``.
-* A key given twice in one JSON object is an error, not "last one wins".
+* The files are read by :mod:`utils.config_json`: UTF-8 with or without a byte-order mark;
+  a key given twice in one JSON object, ``NaN``, ``Infinity`` and numbers too large for a
+  float are errors, not "last one wins" or infinity.
 * Secrets: a JSON object of string values. Each key is injected as ``_`` + snake_case
   (``client-secret`` → ``_client_secret``, ``apiKey`` → ``_api_key``). Values are registered
   with the redaction filter before anything else happens; no message ever quotes one, and a
@@ -28,13 +30,15 @@ import os
 import re
 import stat
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
-
-from utils import path_helpers, redaction
+from utils import redaction
+from utils.config_json import display_path, read_json_file
 from utils.exceptions import ConfigurationError, ValidationError
 from utils.path_helpers import get_path
+
+if TYPE_CHECKING:  # jsonschema loads only when a config is validated: --help stays fast
+    import jsonschema
 
 log = logging.getLogger(__name__)
 
@@ -47,68 +51,9 @@ PATH_SEPARATOR = " → "
 MINIMAL_EXAMPLE = '"global": {"api-base-url": "https://api.example.com"}'
 RESERVED_NAMES = frozenset({"org_id", "env_type", "token"})
 SECRET_NAME = re.compile(r"^[a-z0-9]+(_[a-z0-9]+)*$")
-SECRET_LIKE_KEY = re.compile(r"secret|password|passwd|token|api[-_]?key", re.IGNORECASE)
 GROUP_OTHER_BITS = stat.S_IRWXG | stat.S_IRWXO
 MAX_VALUE_CHARS = 60
-MAX_LINE_CHARS = 120
 JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
-
-
-def display_path(path: Path) -> str:
-    """``path`` relative to the project root when inside it (for messages)."""
-    try:
-        return str(path.relative_to(path_helpers.PROJECT_ROOT))
-    except ValueError:
-        return str(path)
-
-
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"duplicate key {key!r}")
-        result[key] = value
-    return result
-
-
-def _read_json(path: Path, *, what: str, show_line: bool) -> Any:
-    """Parse the JSON file ``path``; a ConfigurationError naming the file on any failure."""
-    shown = display_path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise ConfigurationError(
-            f"The {what} {shown} is not UTF-8 text (byte {err.start}).",
-            "Save the file as UTF-8.",
-        ) from err
-    except OSError as err:
-        raise ConfigurationError(
-            f"The {what} {shown} cannot be read: {err.strerror or type(err).__name__}.",
-            "Check that it is a regular file readable by the user running the script.",
-            f"ls -l {shown}",
-        ) from err
-    if not text.strip():
-        raise ConfigurationError(
-            f"The {what} {shown} is empty.",
-            "Write a JSON object into it; see the example file.",
-            f"cp config/{EXAMPLE_SECRETS if 'secrets' in what else EXAMPLE_CONFIG} {shown}",
-        )
-    try:
-        return json.loads(text, object_pairs_hook=_reject_duplicates)
-    except json.JSONDecodeError as err:
-        line = text.splitlines()[err.lineno - 1] if err.lineno <= len(text.splitlines()) else ""
-        raise ConfigurationError(
-            f"The {what} {shown} is not valid JSON: {err.msg} at line {err.lineno}, "
-            f"column {err.colno}.",
-            "Fix the JSON at that spot (a trailing comma, a missing comma or quote, or a "
-            "comment are the usual causes; JSON allows none of them).",
-            f"line {err.lineno}: {line.strip()[:MAX_LINE_CHARS]}" if show_line else None,
-        ) from err
-    except ValueError as err:  # a duplicate key, from the hook
-        raise ConfigurationError(
-            f"The {what} {shown} has a {err}: the same key appears twice in one object.",
-            "Keep one of them; JSON readers disagree on which one wins.",
-        ) from err
 
 
 def existing_configs() -> list[str]:
@@ -138,7 +83,7 @@ def read_config(org_id: str, env_type: str) -> dict[str, Any]:
             "Copy the example and fill in your values (or check ORG_ID and ENV_TYPE).",
             f"cp config/{EXAMPLE_CONFIG} {shown}",
         )
-    data = _read_json(path, what="config file", show_line=True)
+    data = read_json_file(path, what="config file", show_line=True, example=EXAMPLE_CONFIG)
     if not isinstance(data, dict):
         raise ConfigurationError(
             f"The config file {shown} holds a JSON {_json_type(data)}, not an object.",
@@ -184,10 +129,12 @@ def _to_kebab(key: str) -> str:
 
 def _unknown_key(where: str, key: str, known: list[str]) -> str:
     prefix = f"{where}{PATH_SEPARATOR}{key}" if where != "(top level)" else key
-    if SECRET_LIKE_KEY.search(key) and key not in known:
+    # A key whose value the log redaction would hide names a secret (not "oauth-token-url").
+    if redaction.is_secret_key(key) and key not in known:
+        # No "key: text" here: redaction hides whatever follows a secret-named key.
         return (
-            f"{prefix}: secrets do not belong in the config; move it to "
-            "config/{org}-{env}-config-secrets.json"
+            f"{prefix} looks like a secret, and secrets do not belong in the config; move it "
+            "to config/{org}-{env}-config-secrets.json"
         )
     guess = difflib.get_close_matches(_to_kebab(key), known, n=1, cutoff=0.6)
     hint = f" (did you mean '{guess[0]}'?)" if guess else f" (known: {', '.join(known)})"
@@ -240,6 +187,8 @@ def validate_config(config: dict[str, Any], source: str) -> None:
     Raises:
         ValidationError: Listing every problem with its path.
     """
+    import jsonschema
+
     validator = jsonschema.Draft202012Validator(load_schema())
     errors = sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.path])
     problems = [line for error in errors for line in _describe(error)]
@@ -351,7 +300,7 @@ def read_secrets(org_id: str, env_type: str) -> dict[str, str] | None:
     if not path.exists():
         return None
     _warn_if_shared(path, shown)
-    data = _read_json(path, what="secrets file", show_line=False)
+    data = read_json_file(path, what="secrets file", show_line=False, example=EXAMPLE_SECRETS)
     if not isinstance(data, dict):
         raise ConfigurationError(
             f"The secrets file {shown} holds a JSON {_json_type(data)}, not an object.",

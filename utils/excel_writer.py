@@ -18,7 +18,8 @@ Decisions, for a reader of the workbook:
 - Text is always written as text: a value starting with ``=`` is never turned into a formula.
   Text longer than Excel's 32,767 characters per cell is cut, with a warning in the log.
 - Sheet names are made valid: at most 31 characters, none of ``[]:*?/\\``, no leading or
-  trailing apostrophe, not empty, unique ignoring case (a ``~2`` suffix when needed).
+  trailing apostrophe, not empty, not Excel's reserved ``History``, unique ignoring case (a
+  ``~2`` suffix when needed).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ MAX_COLUMNS = 16_384
 SHEET_NAME_MAX = 31
 DEFAULT_SHEET_NAME = "Sheet1"
 INVALID_SHEET_CHARS = re.compile(r"[\[\]:*?/\\]")
+RESERVED_SHEET_NAMES = frozenset({"history"})  # Excel keeps it for change tracking
 WIDTH_SCAN_ROWS = 1_000
 MAX_COLUMN_WIDTH = 60
 WIDTH_PADDING = 2
@@ -76,7 +78,7 @@ def sheet_names(keys: Sequence[Any]) -> list[str]:
         name = INVALID_SHEET_CHARS.sub("_", str(key)).strip("'")[:SHEET_NAME_MAX].strip("'")
         name = name or f"Sheet{position}"
         base, counter = name, 1
-        while name.casefold() in taken:
+        while name.casefold() in taken or name.casefold() in RESERVED_SHEET_NAMES:
             counter += 1
             suffix = f"~{counter}"
             name = base[: SHEET_NAME_MAX - len(suffix)] + suffix

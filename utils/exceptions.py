@@ -39,7 +39,10 @@ class HelpfulError(Exception):
         return "\n".join(lines)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.what_went_wrong!r}, {self.how_to_fix!r})"
+        parts = [repr(self.what_went_wrong), repr(self.how_to_fix)]
+        if self.example is not None:
+            parts.append(repr(self.example))
+        return f"{type(self).__name__}({', '.join(parts)})"
 
 
 class ConfigurationError(HelpfulError):
@@ -61,6 +64,9 @@ class ApiAuthenticationError(HelpfulError):
 class ApiOperationError(HelpfulError):
     """An API request failed (exit code 4).
 
+    The context may be given by keyword (as the toolkit does) or by position after
+    ``example``, in the order status code, URL, method.
+
     Args:
         what_went_wrong: One sentence describing the failure.
         how_to_fix: What the user should do about it.
@@ -75,7 +81,6 @@ class ApiOperationError(HelpfulError):
         what_went_wrong: str,
         how_to_fix: str,
         example: str | None = None,
-        *,
         status_code: int | None = None,
         url: str = "",
         method: str = "",
@@ -94,7 +99,14 @@ class ApiRateLimitError(ApiOperationError):
     """The API asked us to wait longer than allowed, or kept answering 429 (exit code 4).
 
     Args:
-        retry_after: Seconds the server asked to wait, when it said so.
+        what_went_wrong: One sentence describing the failure.
+        how_to_fix: What the user should do about it.
+        example: Optional example of the fix.
+        retry_after: Seconds the server asked to wait, when it said so (may be given by
+            position, after ``example``).
+        status_code: HTTP status of the last response (default 429).
+        url: The request URL, without credentials or secret query values.
+        method: The HTTP method, upper case.
     """
 
     def __init__(
@@ -102,8 +114,8 @@ class ApiRateLimitError(ApiOperationError):
         what_went_wrong: str,
         how_to_fix: str,
         example: str | None = None,
-        *,
         retry_after: float | None = None,
+        *,
         status_code: int | None = 429,
         url: str = "",
         method: str = "",

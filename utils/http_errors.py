@@ -11,7 +11,7 @@ import json
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 import requests
 
@@ -21,6 +21,7 @@ from utils.exceptions import (
     ApiOperationError,
     ApiRateLimitError,
     ApiTimeoutError,
+    CircuitOpenError,
 )
 
 MAX_SERVER_MESSAGE_CHARS = 300
@@ -31,6 +32,13 @@ SECRET_PARAM = re.compile(
 )
 """Query parameter names whose values are treated as secrets in URLs we log or report."""
 MESSAGE_KEYS = ("message", "error_description", "detail", "title", "error", "errors")
+BAD_URL_ERRORS = (
+    requests.exceptions.InvalidURL,
+    requests.exceptions.InvalidSchema,
+    requests.exceptions.MissingSchema,
+)
+"""Errors of a URL that cannot be sent at all (nothing reached a server)."""
+HTTP_ACCEPTED = 202
 HTTP_BAD_REQUEST = 400
 HTTP_UNAUTHORIZED = 401
 HTTP_FORBIDDEN = 403
@@ -71,6 +79,36 @@ def url_with_params(url: str, params: Mapping[str, Any] | None) -> str:
     prepared = requests.PreparedRequest()
     prepared.prepare_url(url, params)
     return prepared.url or url
+
+
+def resolve_link(base: str, link: str, what: str) -> str:
+    """``link`` resolved like a browser resolves it against ``base`` (RFC 3986).
+
+    Args:
+        base: URL of the response that carried the link.
+        link: The ``Location`` or next link, absolute or relative.
+        what: What the link is, for the error ("Location", "next link").
+
+    Raises:
+        ApiOperationError: The link is not a URL (``http://[bad``), or not http(s).
+    """
+    try:
+        resolved = urljoin(base, link.strip())
+        scheme = urlsplit(resolved).scheme.lower()
+    except ValueError:
+        resolved, scheme = "", ""
+    if scheme in ("http", "https"):
+        return resolved
+    shown = safe_url(base)
+    raise ApiOperationError(
+        f"The API answered {shown} with a {what} that is not an http(s) URL: "
+        f"{safe_url(link[:MAX_SERVER_MESSAGE_CHARS])!r}.",
+        "The API sent a broken link: report it to the API owner; nothing more was requested.",
+        None,
+        status_code=None,
+        url=shown,
+        method="GET",
+    )
 
 
 class LazySafeUrl:
@@ -164,7 +202,8 @@ def status_error(
     message = server_message(response)
     said = f" The server said: {message}" if message else ""
     tries = f" after {attempts} attempts" if attempts > 1 else ""
-    what = f"{method} {shown} failed with HTTP {status} {response.reason or ''}".rstrip()
+    reason = redaction.redact(str(response.reason or "")[:MAX_SERVER_MESSAGE_CHARS])
+    what = f"{method} {shown} failed with HTTP {status} {reason}".rstrip()
     what += f"{tries}.{said}"
     fix, example = _fix_for(status)
     return ApiOperationError(what, fix, example, status_code=status, url=shown, method=method)
@@ -225,12 +264,28 @@ def rate_limit_error(
 
 
 def transport_error(
-    err: requests.RequestException, method: str, url: str, timeout: float, attempts: int
+    err: requests.RequestException,
+    method: str,
+    url: str,
+    timeout: float,
+    attempts: int,
+    *,
+    timed_out: bool = False,
 ) -> ApiOperationError:
-    """The error for a request that got no (usable) response: timeout, reset, bad protocol."""
+    """The error for a request that got no (usable) response: timeout, reset, bad protocol.
+
+    Args:
+        err: What ``requests`` raised.
+        method: HTTP method, upper case.
+        url: The request URL (made safe here).
+        timeout: The configured per-socket-operation timeout, for the message.
+        attempts: Requests sent for this call.
+        timed_out: The failure is a timeout even if ``err`` is not a ``requests.Timeout``
+            (requests raises ``ConnectionError`` for a read timeout inside the body).
+    """
     shown = safe_url(url)
     tries = f" (after {attempts} attempts)" if attempts > 1 else ""
-    if isinstance(err, requests.Timeout):
+    if timed_out or isinstance(err, requests.Timeout):
         return ApiTimeoutError(
             f"{method} {shown} got no answer within {timeout:g}s{tries}.",
             "The API is slow or unreachable: raise script-behavior → api-timeouts → "
@@ -240,6 +295,35 @@ def transport_error(
             method=method,
         )
     kind = type(err).__name__
+    if isinstance(err, BAD_URL_ERRORS):
+        return ApiOperationError(
+            f"{method} {shown} could not be sent: the URL is not valid ({kind}).",
+            "Check global → api-base-url in the config and the path passed to the client "
+            "(relative to api-base-url, or a full http(s) URL).",
+            '"api-base-url": "https://api.example.com/v2"',
+            status_code=None,
+            url=shown,
+            method=method,
+        )
+    if isinstance(err, requests.exceptions.SSLError):
+        return ApiOperationError(
+            f"{method} {shown} failed: the TLS connection could not be verified or set up.",
+            "Check the certificate of the API host; behind a proxy that inspects TLS, point "
+            "REQUESTS_CA_BUNDLE at your organisation's CA bundle.",
+            "export REQUESTS_CA_BUNDLE=/etc/ssl/certs/corporate-ca.pem",
+            status_code=None,
+            url=shown,
+            method=method,
+        )
+    if isinstance(err, requests.exceptions.TooManyRedirects):
+        return ApiOperationError(
+            f"{method} {shown} was redirected too many times (a redirect loop).",
+            "Check the URL and global → api-base-url: the API keeps sending it elsewhere.",
+            None,
+            status_code=None,
+            url=shown,
+            method=method,
+        )
     return ApiOperationError(
         f"{method} {shown} failed before a complete response arrived ({kind}){tries}.",
         "Check the network, proxy and global → api-base-url; if the API drops connections "
@@ -249,3 +333,33 @@ def transport_error(
         url=shown,
         method=method,
     )
+
+
+def async_timeout_error(
+    method: str, url: str, poll_url: str, max_wait: float, polls: int
+) -> ApiTimeoutError:
+    """The error for a 202-accepted operation still running after ``async-max-wait``.
+
+    Its ``method`` and ``url`` are the call's (what did not finish); the poll URL is named in
+    the message.
+    """
+    shown = safe_url(url)
+    return ApiTimeoutError(
+        f"{method} {shown} was accepted (202) but the operation was not finished after "
+        f"{max_wait:g}s ({polls} polls of {safe_url(poll_url)}).",
+        "Raise script-behavior → api-timeouts → async-max-wait if the operation is known to "
+        "take that long, or check its status on the API side.",
+        '"api-timeouts": {"async-max-wait": 900, "async-poll-interval": 5}',
+        status_code=HTTP_ACCEPTED,
+        url=shown,
+        method=method,
+    )
+
+
+def name_refused_call(
+    err: CircuitOpenError, method: str, url: str, params: Mapping[str, Any] | None
+) -> None:
+    """Put the call an open breaker refused (method, secret-free URL) into its error."""
+    err.url = safe_url(url_with_params(url, params))
+    err.method = method
+    err.what_went_wrong = f"{method} {err.url}: {err.what_went_wrong}"

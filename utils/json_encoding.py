@@ -1,12 +1,14 @@
-"""JSON text for the data a batch script holds: Decimal, datetimes, numpy and pandas values.
+"""JSON and JSON Lines for the data a batch script holds: Decimal, datetimes, numpy, pandas.
 
 Encoding rules (used by ``TxoDataHandler.save`` for ``.json`` and ``.jsonl``):
 
 - ``Decimal`` → a JSON number with its exact digits (``Decimal("0.10")`` → ``0.10``), never a
   float and never a string; a non-finite Decimal → ``null``.
 - ``datetime`` / ``date`` / ``time`` (``pd.Timestamp`` included) → ISO 8601 text, with the
-  offset when the value is timezone-aware; ``timedelta`` → ISO 8601 duration (``P1DT2H0M0S``).
-- numpy integers, floats, booleans and arrays → their Python equivalents.
+  offset when the value is timezone-aware; ``timedelta`` → ISO 8601 duration (``P1DT2H0M0S``,
+  a negative one with a leading minus: ``-P0DT0H0M1S``).
+- numpy integers, floats, booleans and arrays → their Python equivalents; a ``float32`` is
+  written with its shortest digits (``np.float32(0.1)`` → ``0.1``, not ``0.10000000149011612``).
 - ``None``, ``NaN``, ``±inf``, ``pd.NaT``, ``pd.NA`` → ``null`` (JSON has no NaN).
 - ``set`` / ``frozenset`` → a list, sorted when the items can be compared.
 - ``UUID`` and paths → text; ``Enum`` → its value; ``bytes`` → base64 text; dataclasses →
@@ -14,6 +16,10 @@ Encoding rules (used by ``TxoDataHandler.save`` for ``.json`` and ``.jsonl``):
 - dict keys that JSON cannot hold (dates, Decimals, tuples ...) → text.
 
 Anything else is a :class:`~utils.exceptions.ValidationError` naming the type.
+
+numpy and pandas are never imported here: a value can only be a numpy or pandas object when
+that library is already loaded, so the encoder looks them up in ``sys.modules`` (saving a
+dict of plain values stays free of their import time).
 """
 
 from __future__ import annotations
@@ -25,22 +31,74 @@ import enum
 import json
 import re
 import secrets
+import sys
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any
-
-import numpy as np
-import pandas as pd
 
 from utils.exceptions import ValidationError
 
 DEFAULT_INDENT = 2
+JSONL_BATCH_ROWS = 10_000  # records encoded per write when a page or list is larger
 JSONL_SEPARATORS = (",", ":")
 # Bare tokens the stdlib writes for non-finite floats; JSON has no such literals.
 _NON_FINITE = re.compile(r'"(?:[^"\\]|\\.)*"|(-?Infinity|NaN)')
 _KEYS_ERROR = "keys must be"
+NANOS_PER_SECOND = 10**9
+NANOS_PER_MICRO = 1_000
+SECONDS_PER_DAY = 86_400
+SECONDS_PER_HOUR = 3_600
+SECONDS_PER_MINUTE = 60
+DOUBLE_BYTES = 8  # numpy floats narrower than this are written with their shortest digits
+
+
+def iso_duration(nanoseconds: int) -> str:
+    """Return an ISO 8601 duration for a signed number of nanoseconds.
+
+    Example:
+        >>> iso_duration(-1_500_000_000)
+        '-P0DT0H0M1.5S'
+    """
+    sign = "-" if nanoseconds < 0 else ""
+    seconds, fraction = divmod(abs(nanoseconds), NANOS_PER_SECOND)
+    days, seconds = divmod(seconds, SECONDS_PER_DAY)
+    hours, seconds = divmod(seconds, SECONDS_PER_HOUR)
+    minutes, seconds = divmod(seconds, SECONDS_PER_MINUTE)
+    decimals = f".{fraction:09d}".rstrip("0") if fraction else ""
+    return f"{sign}P{days}DT{hours}H{minutes}M{seconds}{decimals}S"
+
+
+def unique_columns(frame: Any, fmt: str) -> None:
+    """Raise ``ValidationError`` when a DataFrame repeats a column name ``fmt`` cannot repeat.
+
+    JSON objects and Parquet files hold each column name once; without this check pandas
+    would drop all but one of the columns (JSON) or fail with a bare ``ValueError``.
+    """
+    if not frame.columns.is_unique:
+        repeated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+        raise ValidationError(
+            f"The DataFrame repeats the column name(s) {repeated}; {fmt} holds each name once.",
+            "Rename or drop the repeated columns before saving (or save as .csv or .xlsx).",
+            "df = df.loc[:, ~df.columns.duplicated()]",
+        )
+
+
+def frame_records(frame: Any) -> list[dict[Any, Any]]:
+    """Return a DataFrame's rows as dicts, one per row (the JSON form of a table).
+
+    Raises:
+        ValidationError: A column name is repeated (a JSON object holds each key once).
+    """
+    unique_columns(frame, "a JSON object")
+    records: list[dict[Any, Any]] = frame.to_dict(orient="records")
+    return records
+
+
+def _timedelta_nanos(delta: dt.timedelta) -> int:
+    whole = delta.days * SECONDS_PER_DAY + delta.seconds
+    return whole * NANOS_PER_SECOND + delta.microseconds * NANOS_PER_MICRO
 
 
 class _Encoder(json.JSONEncoder):
@@ -56,32 +114,39 @@ class _Encoder(json.JSONEncoder):
         self._tag = f"@txo-decimal-{secrets.token_hex(8)}:"
         self._tagged = re.compile('"' + re.escape(self._tag) + r'([^"]*)"')
         self.saw_decimal = False
+        # Every value exists before its encoder does, so what is loaded now is all there is.
+        self._pd = sys.modules.get("pandas")
+        self._np = sys.modules.get("numpy")
+        missing = object()  # stands for NaT and NA when pandas is not loaded
+        self._nat = self._pd.NaT if self._pd is not None else missing
+        self._na = self._pd.NA if self._pd is not None else missing
 
     def default(self, o: Any) -> Any:
         # Most frequent types first: this runs once per value the stdlib cannot encode.
         if isinstance(o, (dt.date, dt.time)):  # datetime and pd.Timestamp included
-            return None if o is pd.NaT else o.isoformat()
+            return None if o is self._nat else o.isoformat()
         if isinstance(o, Decimal):
             if not o.is_finite():
                 return None
             self.saw_decimal = True
             return f"{self._tag}{o}"
-        if o is pd.NA:
+        if o is self._na:
             return None
-        if isinstance(o, (dt.timedelta, np.timedelta64)):
-            delta = pd.Timedelta(o)
-            return None if delta is pd.NaT else delta.isoformat()
-        if isinstance(o, np.datetime64):
-            stamp = pd.Timestamp(o)
-            return None if stamp is pd.NaT else stamp.isoformat()
-        if isinstance(o, np.generic):
-            return o.item()
-        if isinstance(o, np.ndarray):
+        pd = self._pd
+        if isinstance(o, dt.timedelta) and (pd is None or not isinstance(o, pd.Timedelta)):
+            return iso_duration(_timedelta_nanos(o))
+        np = self._np
+        if np is not None and isinstance(o, np.generic):
+            return self._numpy_scalar(o, np)
+        if np is not None and isinstance(o, np.ndarray):
             return o.tolist()
-        if isinstance(o, pd.DataFrame):
-            return o.to_dict(orient="records")
-        if isinstance(o, (pd.Series, pd.Index)):
-            return o.tolist()
+        if pd is not None:
+            if isinstance(o, pd.Timedelta):
+                return iso_duration(o.value)
+            if isinstance(o, pd.DataFrame):
+                return frame_records(o)
+            if isinstance(o, (pd.Series, pd.Index)):
+                return o.tolist()
         if isinstance(o, (uuid.UUID, PurePath)):
             return str(o)
         if isinstance(o, enum.Enum):
@@ -99,6 +164,22 @@ class _Encoder(json.JSONEncoder):
             return dict(o)
         return super().default(o)
 
+    @staticmethod
+    def _numpy_scalar(o: Any, np: Any) -> Any:
+        if isinstance(o, (np.datetime64, np.timedelta64)):
+            import pandas as pd  # only for numpy dates, which come from pandas in practice
+
+            value = pd.Timestamp(o) if isinstance(o, np.datetime64) else pd.Timedelta(o)
+            if value is pd.NaT:
+                return None
+            return (
+                value.isoformat() if isinstance(value, pd.Timestamp) else iso_duration(value.value)
+            )
+        if isinstance(o, np.floating):
+            # float32's nearest double has noise digits; its shortest repr is what was meant.
+            return float(o) if o.dtype.itemsize >= DOUBLE_BYTES else float(str(o))
+        return o.item()
+
     def finish(self, text: str) -> str:
         """Turn Decimal markers into bare numbers and non-finite floats into ``null``."""
         if self.saw_decimal:
@@ -113,7 +194,8 @@ def _text_key(key: Any) -> Any:
         return key
     if isinstance(key, (dt.datetime, dt.date, dt.time)):
         return key.isoformat()
-    if isinstance(key, np.generic):
+    np = sys.modules.get("numpy")
+    if np is not None and isinstance(key, np.generic):
         return _text_key(key.item())
     if isinstance(key, enum.Enum):
         return _text_key(key.value)
@@ -122,6 +204,9 @@ def _text_key(key: Any) -> Any:
 
 def _with_text_keys(obj: Any) -> Any:
     """Copy ``obj`` with every dict key JSON cannot hold turned into text (slow path only)."""
+    pd = sys.modules.get("pandas")
+    if pd is not None and isinstance(obj, pd.DataFrame):
+        obj = frame_records(obj)  # its column names become keys, maybe tuples
     if isinstance(obj, Mapping):
         return {_text_key(k): _with_text_keys(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -200,3 +285,52 @@ def encode_lines(records: Sequence[Any], **kwargs: Any) -> str:
     kwargs.setdefault("separators", JSONL_SEPARATORS)
     text = _encode_with(_Encoder(**kwargs), records, "\n")
     return text + "\n" if text else text
+
+
+def _is_frame(value: Any) -> bool:
+    pd = sys.modules.get("pandas")
+    return pd is not None and isinstance(value, pd.DataFrame)
+
+
+def _jsonl_pages(data: Any) -> Iterable[list[Any]]:
+    if _is_frame(data):
+        data = frame_records(data)
+    if isinstance(data, (list, tuple)):
+        for start in range(0, len(data), JSONL_BATCH_ROWS):
+            yield list(data[start : start + JSONL_BATCH_ROWS])
+        return
+    loose: list[Any] = []
+    for page in data:
+        if _is_frame(page):
+            page = frame_records(page)
+        if isinstance(page, (list, tuple)):
+            if loose:
+                yield loose
+                loose = []
+            yield from _jsonl_pages(page)
+        else:
+            loose.append(page)
+            if len(loose) >= JSONL_BATCH_ROWS:
+                yield loose
+                loose = []
+    if loose:
+        yield loose
+
+
+def write_jsonl(path: Path, data: list[Any] | Iterator[Any], **kwargs: Any) -> None:
+    """Write ``data`` as JSON Lines (UTF-8), one record per line, page by page.
+
+    Args:
+        path: The file to create (``TxoDataHandler.save`` passes its temporary file).
+        data: A list of records, a DataFrame, or an iterator whose items are pages (a list,
+            tuple or DataFrame of records) or single records; only one page is held at a
+            time.
+        **kwargs: JSON encoder options (``sort_keys``, ``ensure_ascii``, ``separators``).
+
+    Raises:
+        ValidationError: A value has no JSON form (the file is left incomplete for the
+            caller to discard), or ``indent`` was given.
+    """
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        for page in _jsonl_pages(data):
+            handle.write(encode_lines(page, **kwargs))

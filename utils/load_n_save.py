@@ -24,123 +24,60 @@ Every save goes through :func:`utils.atomic_write.write_atomically`: a crash, Ct
 SIGTERM leaves the previous file (or none), never a partial one. Each file written counts in
 ``run_stats.FILES_WRITTEN`` and is logged at INFO with its size.
 
-Errors: a wrong data type or unknown extension is a ``ValidationError``; a file name that is
+Errors: a wrong data type, an unknown extension, an option the format's writer does not take,
+or text the chosen ``encoding=`` cannot hold is a ``ValidationError``; a file name that is
 absolute or escapes its folder, a missing file, or a disk problem is a ``FileOperationError``;
 a file whose content cannot be parsed (corrupt JSON, CSV, Parquet or Excel) is a
 ``ValidationError`` (the file was read; its content is invalid), with line and column for JSON.
+The name and the data are checked before anything touches the disk: a rejected save creates
+no file and no folder. An exception raised by the data itself (a generator failing mid-stream)
+propagates unchanged, after the temporary file is removed.
+
+pandas, pyarrow and xlsxwriter are imported on first use, not with this module, so that a
+script's ``--help`` (and a save of a dict to JSON) does not pay for them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import difflib
-import functools
 import json
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from utils import run_stats
 from utils.atomic_write import TEMP_SUFFIX, write_atomically
-from utils.excel_writer import DEFAULT_SHEET_NAME, write_excel
 from utils.exceptions import ConfigurationError, FileOperationError, ValidationError
-from utils.json_encoding import encode
-from utils.path_helpers import get_path
-from utils.table_writers import check_records, write_csv, write_jsonl, write_parquet
+from utils.path_helpers import check_path
+from utils.save_formats import (
+    ACCEPTED,
+    DEFAULT_SHEET_NAME,
+    KINDS,
+    UNEXPECTED_OPTION,
+    SourceFailure,
+    encoding_error,
+    extension_of,
+    guarded,
+    kind_of,
+    option_error,
+    type_error,
+    writer_for,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
+
+__all__ = ["ACCEPTED", "TxoDataHandler", "timestamped_filename"]
 
 TIMESTAMP_FORMAT = "%Y-%m-%dT%H%MZ"
 LISTING_LIMIT = 10
 CLOSE_MATCHES = 3
 SIZE_UNITS = ("B", "KB", "MB", "GB", "TB")
 SIZE_STEP = 1024
-
-_STREAM = "an iterator of pages (streamed)"
-ACCEPTED: dict[str, str] = {
-    ".json": "a dict, a list, or a DataFrame (written as a list of row objects)",
-    ".jsonl": f"a list of records, a DataFrame, or {_STREAM}",
-    ".csv": f"a DataFrame, a list of dicts, or {_STREAM}",
-    ".parquet": f"a DataFrame, a list of dicts, or {_STREAM}",
-    ".xlsx": "a DataFrame, a list of dicts, or a dict of DataFrames (one sheet each)",
-    ".txt": "a str",
-}
-# What each extension accepts, by the kind _kind() gives the data.
-_KINDS: dict[str, frozenset[str]] = {
-    ".json": frozenset({"dict", "list", "frame"}),
-    ".jsonl": frozenset({"list", "frame", "stream"}),
-    ".csv": frozenset({"list", "frame", "stream"}),
-    ".parquet": frozenset({"list", "frame", "stream"}),
-    ".xlsx": frozenset({"list", "frame", "dict"}),
-    ".txt": frozenset({"str"}),
-}
-_TABLES = frozenset({".csv", ".parquet", ".xlsx"})
-
-
-def _kind(data: Any) -> str:
-    if isinstance(data, pd.DataFrame):
-        return "frame"
-    if isinstance(data, str):
-        return "str"
-    if isinstance(data, Mapping):
-        return "dict"
-    if isinstance(data, (list, tuple)):
-        return "list"
-    if isinstance(data, Iterator):
-        return "stream"
-    return "other"
-
-
-def _extension(filename: str) -> str:
-    suffix = Path(str(filename)).suffix.lower()
-    if suffix not in ACCEPTED:
-        raise ValidationError(
-            f"Cannot save {filename!r}: unknown extension {suffix or '(none)'!r}.",
-            f"Name the file with one of: {', '.join(ACCEPTED)}.",
-            'handler.save(df, "output", "report.xlsx")',
-        )
-    return suffix
-
-
-def _type_error(data: Any, ext: str, detail: str = "") -> ValidationError:
-    hint = {
-        ".txt": "Convert the value with str() or json.dumps(), or use a format for its type.",
-        ".json": "Use .jsonl for a stream of pages, or .txt for text.",
-    }.get(ext, "Pass one of the accepted types, or pick the extension that fits the data.")
-    return ValidationError(
-        f"Cannot save a {type(data).__name__} as {ext}{detail}; {ext} accepts {ACCEPTED[ext]}.",
-        hint,
-        'handler.save([{"id": 1}], "output", "rows.csv")',
-    )
-
-
-def _xlsx_sheets(data: Any, kwargs: dict[str, Any]) -> list[tuple[Any, pd.DataFrame]]:
-    if not isinstance(data, Mapping):
-        name = kwargs.pop("sheet_name", DEFAULT_SHEET_NAME)
-        return [(name, data if isinstance(data, pd.DataFrame) else pd.DataFrame(data))]
-    if "sheet_name" in kwargs:
-        raise ValidationError(
-            "sheet_name= names the sheet of a single table; a dict's keys name its sheets.",
-            "Drop sheet_name=, or rename the dict's keys.",
-        )
-    sheets = []
-    for key, value in data.items():
-        if isinstance(value, (list, tuple)):
-            check_records(list(value), f"sheet {key!r}")
-            value = pd.DataFrame(list(value))
-        if not isinstance(value, pd.DataFrame):
-            raise _type_error(data, ".xlsx", f" (sheet {key!r} holds a {type(value).__name__})")
-        sheets.append((key, value))
-    return sheets
-
-
-def _write_text(path: Path, text: str, encoding: str = "utf-8", errors: str = "strict") -> None:
-    with open(path, "w", encoding=encoding, errors=errors, newline="") as handle:
-        handle.write(text)
 
 
 def _human_size(size: float) -> str:
@@ -181,46 +118,56 @@ class TxoDataHandler:
             The path written.
 
         Raises:
-            ValidationError: Unknown extension, or data of a type the extension does not take
+            ValidationError: Unknown extension, data of a type the extension does not take,
+                an option its writer does not take, or text the encoding cannot hold
                 (nothing is written).
             FileOperationError: Absolute or escaping file name (nothing is written), or the
                 file could not be written (the previous file is unchanged).
         """
-        target = get_path(directory, filename)
-        ext = _extension(filename)
-        kind = _kind(data)
-        if kind not in _KINDS[ext]:
-            raise _type_error(data, ext)
+        target = check_path(directory, filename)  # fails before any folder is created
+        ext = extension_of(filename)
+        kind = kind_of(data)
+        if kind not in KINDS[ext]:
+            raise type_error(data, ext)
         if isinstance(data, tuple):
             data = list(data)
-        if kind == "list" and ext in _TABLES:
-            check_records(data, "the list")
-        write: Callable[[Path], None]
-        if ext == ".json":
-            write = functools.partial(_write_text, text=encode(data, **kwargs))
-        elif ext == ".txt":
-            write = functools.partial(_write_text, text=data, **kwargs)
-        elif ext == ".xlsx":
-            sheets = _xlsx_sheets(data, kwargs)  # takes sheet_name= out of kwargs
-            write = functools.partial(write_excel, sheets=sheets, **kwargs)
-        else:
-            writer = {".csv": write_csv, ".parquet": write_parquet, ".jsonl": write_jsonl}[ext]
-            write = functools.partial(writer, data=data, **kwargs)
-        size = write_atomically(target, write)
+        elif kind == "stream":
+            data = guarded(data)
+        source_error: BaseException | None = None
+        try:
+            write = writer_for(data, ext, kind, dict(kwargs))
+            size = write_atomically(target, write)  # creates the folders
+        except SourceFailure as failure:
+            source_error = failure.error
+        except TypeError as err:
+            if UNEXPECTED_OPTION not in str(err):
+                raise
+            raise option_error(err, ext) from err
+        except UnicodeEncodeError as err:
+            raise encoding_error(err, target) from err
+        except LookupError as err:
+            if type(err) is not LookupError:  # KeyError, IndexError: not about the encoding
+                raise
+            raise ValidationError(
+                f"Cannot save {filename!r}: {err}.",
+                "Pass a codec Python knows as encoding= (utf-8, utf-8-sig, cp1252 ...).",
+            ) from err
+        if source_error is not None:
+            raise source_error  # outside the except block: no chained SourceFailure
         run_stats.increment(run_stats.FILES_WRITTEN)
         log.info("Saved %s (%s)", target, _human_size(size))
         return target
 
     def exists(self, directory: str, filename: str) -> bool:
-        """Return whether ``directory/filename`` is an existing file.
+        """Return whether ``directory/filename`` is an existing file (no folder is created).
 
         Raises:
             FileOperationError: The name is absolute or escapes its folder.
         """
-        return get_path(directory, filename).is_file()
+        return check_path(directory, filename).is_file()
 
     def _existing(self, directory: str, filename: str, loader: str) -> Path:
-        path = get_path(directory, filename)
+        path = check_path(directory, filename)
         if path.is_file():
             return path
         folder = path.parent
@@ -285,6 +232,8 @@ class TxoDataHandler:
             FileOperationError: The file is missing or unreadable.
             ValidationError: The content cannot be parsed (or decoded: pass ``encoding=``).
         """
+        import pandas as pd
+
         path = self._existing(directory, filename, "load_csv")
         try:
             return pd.read_csv(path, **kwargs)
@@ -303,54 +252,85 @@ class TxoDataHandler:
             FileOperationError: The file is missing or unreadable.
             ValidationError: The content is not Parquet.
         """
+        import pandas as pd
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
         path = self._existing(directory, filename, "load_parquet")
         try:
             return pd.read_parquet(path, engine="pyarrow", **kwargs)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as err:
-            raise self._invalid(path, "Parquet", err, "Write the file again with save().") from err
+            try:
+                names = pq.read_schema(path).names
+            except (pa.ArrowException, OSError):
+                raise self._invalid(path, "Parquet", err, "Write it again with save().") from err
+            raise ValidationError(
+                f"Cannot read {path} with the options given: {err}.",
+                f"Check columns= and filters= against the file's columns: {', '.join(names)}.",
+                f'handler.load_parquet("{directory}", "{filename}", columns={names[:2]!r})',
+            ) from err
         except OSError as err:
             raise FileOperationError(f"Cannot read {path}: {err}.", _READ_FIX) from err
 
     def load_excel(
-        self, directory: str, filename: str, sheet_name: str | int | None = 0, **kwargs: Any
-    ) -> pd.DataFrame | dict[str, pd.DataFrame]:
+        self,
+        directory: str,
+        filename: str,
+        sheet_name: str | int | list[str | int] | None = 0,
+        **kwargs: Any,
+    ) -> pd.DataFrame | dict[Any, pd.DataFrame]:
         """Load a sheet of an Excel workbook with ``pandas.read_excel`` (openpyxl).
 
         Args:
             directory: A ``get_path`` category.
             filename: Name inside the folder.
-            sheet_name: The sheet's name or position (default: the first sheet); ``None``
-                loads every sheet into a dict keyed by sheet name.
+            sheet_name: The sheet's name or position (default: the first sheet); a list of
+                them, or ``None`` for every sheet, loads a dict keyed by name or position.
             **kwargs: Other ``pandas.read_excel`` options.
 
         Raises:
             FileOperationError: The file is missing or unreadable.
-            ValidationError: The sheet does not exist (the sheets are listed), or the file is
-                not an Excel workbook.
+            ValidationError: A sheet does not exist (the sheets are listed), the file is not
+                an Excel workbook, or its sheets cannot be read with the options given.
         """
+        import pandas as pd
+
         path = self._existing(directory, filename, "load_excel")
         try:
-            with pd.ExcelFile(path, engine="openpyxl") as book:
-                sheets = [str(s) for s in book.sheet_names]
-                if sheet_name is not None and (
-                    sheet_name not in sheets
-                    if isinstance(sheet_name, str)
-                    else not -len(sheets) <= sheet_name < len(sheets)
-                ):
-                    raise ValidationError(
-                        f"{path} has no sheet {sheet_name!r}; its sheets are: {', '.join(sheets)}.",
-                        "Pass one of those names (or a position from 0) as sheet_name=, or "
-                        "sheet_name=None for all of them.",
-                        f'handler.load_excel("{directory}", "{filename}", '
-                        f'sheet_name="{sheets[0] if sheets else DEFAULT_SHEET_NAME}")',
-                    )
-                return pd.read_excel(book, sheet_name=sheet_name, **kwargs)
-        except ValidationError:
-            raise
+            book = pd.ExcelFile(path, engine="openpyxl")
         except OSError as err:
             raise FileOperationError(f"Cannot read {path}: {err}.", _READ_FIX) from err
         except Exception as err:  # openpyxl/zipfile raise many types for a corrupt workbook
             raise self._invalid(path, "Excel", err, "Write the file again with save().") from err
+        with book:
+            sheets = [str(s) for s in book.sheet_names]
+            wanted = sheet_name if isinstance(sheet_name, list) else [sheet_name]
+            missing = [s for s in wanted if s is not None and not _has_sheet(sheets, s)]
+            if missing:
+                shown = missing[0] if len(missing) == 1 else missing
+                raise ValidationError(
+                    f"{path} has no sheet {shown!r}; its sheets are: {', '.join(sheets)}.",
+                    "Pass one of those names (or a position from 0) as sheet_name=, or "
+                    "sheet_name=None for all of them.",
+                    f'handler.load_excel("{directory}", "{filename}", '
+                    f'sheet_name="{sheets[0] if sheets else DEFAULT_SHEET_NAME}")',
+                )
+            try:
+                return pd.read_excel(book, sheet_name=sheet_name, **kwargs)
+            except (ValueError, TypeError, KeyError) as err:
+                raise ValidationError(
+                    f"Cannot read {path}: {err}.",
+                    "Check the options passed to load_excel() (usecols=, skiprows=, dtype= "
+                    "...); if they are right, write the file again with save().",
+                ) from err
+
+
+def _has_sheet(sheets: list[str], wanted: Any) -> bool:
+    if isinstance(wanted, str):
+        return wanted in sheets
+    if isinstance(wanted, int) and not isinstance(wanted, bool):
+        return -len(sheets) <= wanted < len(sheets)
+    return False
 
 
 _READ_FIX = "Check that the file is readable by this user and not locked by another program."
@@ -363,9 +343,10 @@ def timestamped_filename(
 
     Args:
         config: The loaded config (``_org_id`` and ``_env_type`` are injected by
-            ``parse_args_and_load_config``).
+            ``parse_args_and_load_config``; plain ``org_id``/``env_type`` keys are taken
+            when those are absent).
         name: What the file holds (``customers``).
-        ext: The extension, with or without its leading dot.
+        ext: The extension, with or without its leading dot(s); its case is kept.
         now: The time to use (tests); a naive value is taken as UTC. Default: now.
 
     Raises:
@@ -377,14 +358,15 @@ def timestamped_filename(
         ...                      ".xlsx", now=dt.datetime(2024, 3, 5, 14, 7))
         'acme-prod-customers_2024-03-05T1407Z.xlsx'
     """
-    org, env = config.get("_org_id"), config.get("_env_type")
+    org = config.get("_org_id") or config.get("org_id")
+    env = config.get("_env_type") or config.get("env_type")
     if not org or not env:
         raise ConfigurationError(
             "The config has no _org_id/_env_type to name the file with.",
             "Pass the config returned by parse_args_and_load_config(), which injects them.",
             'config = parse_args_and_load_config("Customer report")',
         )
-    ext = ext[1:] if ext.startswith(".") else ext
+    ext = ext.lstrip(".")
     for label, part in (("name", name), ("ext", ext)):
         if not part or "/" in part or "\\" in part:
             raise ValidationError(

@@ -32,6 +32,9 @@ TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
 MSEC_FORMAT = "%s.%03dZ"
 # Nesting deeper than this in a JSON extra field is replaced, not walked.
 MAX_EXTRA_DEPTH = 8
+# ``extra={FILE_ONLY: True}`` keeps a record off the console whatever its level (the
+# traceback of a failure the console already showed as a message, for instance).
+FILE_ONLY = "txo_file_only"
 _CACHE_ATTR = "_txo_redacted"
 _TIME_ATTR = "_txo_utc"
 _PLAIN_TYPES = (int, float, bool, type(None))
@@ -137,6 +140,7 @@ class RedactingJsonFormatter(JsonFormatter):
         self._reserved = set(RESERVED_ATTRS) | {
             _CACHE_ATTR,
             _TIME_ATTR,
+            FILE_ONLY,
             "message",
             "asctime",
             "taskName",
@@ -224,11 +228,19 @@ class SafeHandlerMixin:
             return
 
 
+def _not_file_only(record: logging.LogRecord) -> bool:
+    return not getattr(record, FILE_ONLY, False)
+
+
 class ConsoleHandler(SafeHandlerMixin, logging.StreamHandler):
-    """Writes to whatever ``sys.stderr`` is at the time (so stderr captures see the lines)."""
+    """Writes to whatever ``sys.stderr`` is at the time (so stderr captures see the lines).
+
+    Records logged with ``extra={FILE_ONLY: True}`` are left to the file.
+    """
 
     def __init__(self) -> None:
         super().__init__(sys.stderr)
+        self.addFilter(_not_file_only)
 
     def emit(self, record: logging.LogRecord) -> None:
         """Write ``record`` to the current ``sys.stderr``."""

@@ -13,8 +13,9 @@ script, any child logger, urllib3, requests and the root logger itself all pass 
   this works on every platform). Only the newest :data:`LOG_FILES_KEPT` files of each
   script/org/env are kept; older ones are deleted when a run starts or its context is set.
 
-Timestamps are UTC. Python warnings (``logging.captureWarnings``) and uncaught exceptions
-(main thread and other threads) go through the same handlers. Redaction is applied in the
+Timestamps are UTC. Python warnings (``logging.captureWarnings``), uncaught exceptions
+(main thread and other threads) and the errors Python can only report ("Exception ignored
+in ...", ``sys.unraisablehook``) go through the same handlers. Redaction is applied in the
 formatter stage to the final message (after ``%`` arguments), traceback, stack text and, in
 JSON, every extra field (see :mod:`utils.log_formatters`); only the parts the toolkit writes
 itself (timestamp, level, logger and thread names) are not scanned. Handlers that other
@@ -239,6 +240,23 @@ def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
     )
 
 
+def _log_unraisable(unraisable: Any) -> None:
+    """``sys.unraisablehook``: errors Python can only report ("Exception ignored in ...", a
+    failing ``__del__``) are logged (redacted, JSON in JSON mode), not printed raw."""
+    where = getattr(unraisable, "err_msg", None) or "Exception ignored in"
+    obj = getattr(unraisable, "object", None)
+    exc = unraisable.exc_value
+    exc_info = (unraisable.exc_type, exc, unraisable.exc_traceback) if exc is not None else None
+    logging.getLogger(TOOLKIT_LOGGER).warning("%s: %s", where, _safe_repr(obj), exc_info=exc_info)
+
+
+def _safe_repr(obj: Any) -> str:
+    try:
+        return repr(obj)
+    except Exception:  # a broken __repr__ must not hide the report
+        return f"<{type(obj).__name__} object>"
+
+
 def _install() -> None:
     """Install the console and file handlers on the root logger (once)."""
     _state.script = _script_name()
@@ -279,6 +297,8 @@ def _install() -> None:
         sys.excepthook = _log_uncaught
     if threading.excepthook is threading.__excepthook__:
         threading.excepthook = _log_uncaught_in_thread
+    if sys.unraisablehook is sys.__unraisablehook__:
+        sys.unraisablehook = _log_unraisable
     for problem in problems:
         log.warning("Ignoring %s; using the default.", problem)
 

@@ -1,9 +1,11 @@
 """Follow next links page by page: OData ``@odata.nextLink``, RFC 8288 ``Link``, JSON ``next``.
 
 The walk streams: one page is held at a time. Records come from ``value``, a top-level list,
-or ``data`` / ``items`` / ``results``. A next link that was already fetched in the same walk is
-an error (a server bug that would otherwise loop forever). Next links are followed as given —
-never rebuilt from ``$skip`` arithmetic — so a server that caps the page size loses nothing.
+or ``data`` / ``items`` / ``results``; an empty body is a page without records. The JSON next
+link may also sit under ``links`` (JSON:API) or ``_links`` (HAL). A next link that was already
+fetched in the same walk is an error (a server bug that would otherwise loop forever). Next
+links are followed as given — never rebuilt from ``$skip`` arithmetic — so a server that caps
+the page size loses nothing.
 """
 
 from __future__ import annotations
@@ -13,16 +15,17 @@ import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
-from urllib.parse import urljoin
 
 from utils.exceptions import ApiOperationError
-from utils.http_errors import safe_url
+from utils.http_errors import resolve_link, safe_url
 
 log = logging.getLogger(__name__)
 
 RECORD_KEYS = ("value", "data", "items", "results")
 ODATA_NEXT = "@odata.nextLink"
 JSON_NEXT = "next"
+LINK_CONTAINERS = ("links", "_links")
+"""Objects that may hold the JSON ``next`` link (JSON:API ``links``, HAL ``_links``)."""
 PROGRESS_EVERY_PAGES = 10
 """A progress line (pages, records, rate) is logged at INFO every this many pages."""
 
@@ -62,7 +65,9 @@ def next_link(body: Any, headers: Mapping[str, str], page_url: str) -> str | Non
     """The absolute URL of the next page, or None on the last page.
 
     Looks at ``@odata.nextLink`` in the body, then a ``Link: <…>; rel="next"`` header, then a
-    JSON ``next`` string; a relative link is resolved against the page's URL.
+    JSON ``next`` link: a top-level ``next``, else ``links.next`` (JSON:API) or
+    ``_links.next`` (HAL), each a string or an object with an ``href``. A relative link is
+    resolved against the page's URL.
 
     Args:
         body: The page's parsed JSON body.
@@ -74,19 +79,42 @@ def next_link(body: Any, headers: Mapping[str, str], page_url: str) -> str | Non
         candidate = body.get(ODATA_NEXT)
     if not candidate:
         candidate = parse_link_header(headers.get("Link")).get("next")
-    if not candidate and isinstance(body, dict) and isinstance(body.get(JSON_NEXT), str):
-        candidate = body[JSON_NEXT]
+    if not candidate and isinstance(body, dict):
+        candidate = _json_next(body)
     if not isinstance(candidate, str) or not candidate.strip():
         return None
-    return urljoin(page_url, candidate.strip())
+    return resolve_link(page_url, candidate, "next link")
+
+
+def _href(value: Any) -> str | None:
+    """A link given as a string, or as an object with an ``href`` (JSON:API, HAL)."""
+    if isinstance(value, Mapping):
+        value = value.get("href")
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def _json_next(body: Mapping[str, Any]) -> str | None:
+    """``next`` at the top level, else under ``links`` (JSON:API) or ``_links`` (HAL)."""
+    found = _href(body.get(JSON_NEXT))
+    for container in LINK_CONTAINERS:
+        if found is not None:
+            break
+        links = body.get(container)
+        if isinstance(links, Mapping):
+            found = _href(links.get(JSON_NEXT))
+    return found
 
 
 def extract_records(body: Any, page_url: str) -> list[Any]:
     """The records of one page: a top-level list, or the list under a record key.
 
+    An empty body (``None``, e.g. a 204 No Content) is a page without records.
+
     Raises:
-        ApiOperationError: The page holds no list of records (an empty body counts as none).
+        ApiOperationError: The page holds no list of records.
     """
+    if body is None:
+        return []
     if isinstance(body, list):
         return body
     if isinstance(body, dict):

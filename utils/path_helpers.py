@@ -15,19 +15,24 @@ CATEGORIES = ("config", "data", "output", "logs", "tmp", "schemas")
 NOT_CREATED = frozenset({"schemas"})
 
 
+def _unknown_category(category: object) -> FileOperationError:
+    return FileOperationError(
+        f"Unknown folder category {category!r}.",
+        f"Use one of: {', '.join(CATEGORIES)}.",
+        'get_path("output", "report.csv")',
+    )
+
+
 def get_category_dir(category: str) -> Path:
     """Return the folder of ``category``, creating it when missing (not ``schemas``).
 
     Raises:
-        FileOperationError: ``category`` is not one of :data:`CATEGORIES`.
+        FileOperationError: ``category`` is not one of :data:`CATEGORIES`, or the folder
+            cannot be created.
     """
     if category not in CATEGORIES:
-        raise FileOperationError(
-            f"Unknown folder category {category!r}.",
-            f"Use one of: {', '.join(CATEGORIES)}.",
-            'get_path("output", "report.csv")',
-        )
-    folder = PROJECT_ROOT / category
+        raise _unknown_category(category)
+    folder = Path(PROJECT_ROOT) / category  # Path(): a test may patch in a str
     if category not in NOT_CREATED:
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -39,28 +44,17 @@ def get_category_dir(category: str) -> Path:
     return folder
 
 
-def get_path(category: str, filename: str) -> Path:
-    """Return the path of ``filename`` inside the project folder ``category``.
+def check_path(category: str, filename: str) -> Path:
+    """Return the path :func:`get_path` would return, without creating any folder.
 
-    ``filename`` may contain sub-folders (``"2024/report.csv"``) but must stay inside its
-    category folder. The category folder is created when missing (except ``schemas``).
-
-    Args:
-        category: One of ``config``, ``data``, ``output``, ``logs``, ``tmp``, ``schemas``.
-        filename: A relative file name.
-
-    Returns:
-        The absolute path under the project root.
+    Used to reject a bad name before anything touches the disk.
 
     Raises:
-        FileOperationError: Unknown category, empty or absolute filename, or a filename that
-            escapes its folder (``..``).
-
-    Example:
-        >>> get_path("output", "acme-prod-report.xlsx").name
-        'acme-prod-report.xlsx'
+        FileOperationError: As :func:`get_path`.
     """
-    name = str(filename) if isinstance(filename, os.PathLike) else filename
+    if not isinstance(category, str) or category not in CATEGORIES:
+        raise _unknown_category(category)
+    name = os.fspath(filename) if isinstance(filename, os.PathLike) else filename
     if not isinstance(name, str) or not name.strip() or "\x00" in name:
         raise FileOperationError(
             f"Invalid file name {filename!r} for the {category}/ folder.",
@@ -74,14 +68,51 @@ def get_path(category: str, filename: str) -> Path:
             f"Pass only the name inside {category}/ and let get_path find the folder.",
             f'get_path("{category}", "report.csv")',
         )
-    folder = get_category_dir(category)
+    folder = os.path.normpath(Path(PROJECT_ROOT) / category)
     target = os.path.normpath(os.path.join(folder, name))
-    if os.path.commonpath([target, os.path.normpath(folder)]) != os.path.normpath(folder) or (
-        target == os.path.normpath(folder)
-    ):
+    candidates = [target]
+    if "\\" in name:  # a separator on Windows: "..\\x" must not pass here and escape there
+        candidates.append(os.path.normpath(os.path.join(folder, name.replace("\\", "/"))))
+    inside = folder.rstrip(os.sep) + os.sep
+    if any(t != folder and not t.startswith(inside) for t in candidates):
         raise FileOperationError(
             f"File name {name!r} escapes the {category}/ folder.",
             f"Remove '..' from the name: files must stay inside {category}/.",
             f'get_path("{category}", "report.csv")',
         )
+    if target == folder:
+        raise FileOperationError(
+            f"File name {name!r} names the {category}/ folder itself, not a file in it.",
+            "Give the name of a file inside the folder.",
+            f'get_path("{category}", "report.csv")',
+        )
     return Path(target)
+
+
+def get_path(category: str, filename: str) -> Path:
+    """Return the path of ``filename`` inside the project folder ``category``.
+
+    ``filename`` may contain sub-folders (``"2024/report.csv"``) but must stay inside its
+    category folder. The category folder is created when missing (except ``schemas``);
+    sub-folders are not (``save()`` creates them). The check is on the name, not on the disk:
+    a symbolic link that an operator placed (``output/`` itself, or a folder inside it, linked
+    to a share) is followed, while a name can never climb out with ``..`` or be absolute.
+
+    Args:
+        category: One of ``config``, ``data``, ``output``, ``logs``, ``tmp``, ``schemas``.
+        filename: A relative file name (``str`` or path-like).
+
+    Returns:
+        The absolute path under the project root.
+
+    Raises:
+        FileOperationError: Unknown category, empty or absolute filename, a filename that
+            escapes its folder (``..``, with ``/`` or ``\\``) or names the folder itself.
+
+    Example:
+        >>> get_path("output", "acme-prod-report.xlsx").name
+        'acme-prod-report.xlsx'
+    """
+    target = check_path(category, filename)
+    get_category_dir(category)
+    return target

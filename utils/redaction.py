@@ -62,8 +62,9 @@ REDACTED = "[REDACTED]"
 REDACTION_FAILED = "[REDACTION FAILED: log text withheld]"
 MIN_SECRET_LENGTH = 4
 
-# Quote prefixes a redacted value keeps, so '"x"' becomes '"[REDACTED]"' (longest first).
-_QUOTES = ('\\"', '"', "'")
+# The quote a redacted value keeps, so '"x"' becomes '"[REDACTED]"' (and '\\"x\\"' keeps its
+# escaped quotes, however many backslashes escape them).
+_QUOTE_MARK = re.compile(r"""\\*["']""")
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
@@ -124,7 +125,9 @@ def register_secret(value: str) -> None:
 
     Values shorter than :data:`MIN_SECRET_LENGTH` characters, ``None`` and empty strings are
     ignored. A ``Bearer `` prefix is not stripped: register the raw token. Non-string values
-    (a numeric PIN read from JSON) are registered as their ``str()``.
+    (a numeric PIN read from JSON) are registered as their ``str()``. A value with white
+    space around it is registered both as given and stripped (code that uses the secret
+    usually strips it).
 
     Args:
         value: The secret.
@@ -133,10 +136,10 @@ def register_secret(value: str) -> None:
     if value is None:
         return
     text = value if isinstance(value, str) else str(value)
-    if len(text) < MIN_SECRET_LENGTH:
+    if len(text.strip()) < MIN_SECRET_LENGTH:
         return
     with _lock:
-        new = _forms(text) - _secrets
+        new = (_forms(text) | _forms(text.strip())) - _secrets
         if not new:
             return
         _secrets.update(new)
@@ -195,7 +198,8 @@ def _apply_rules(
         else:
             s_start, s_end = match.span(secret_group)
             value = text[s_start:s_end]
-            quote_mark = next((q for q in _QUOTES if value.startswith(q)), "")
+            found = _QUOTE_MARK.match(value)
+            quote_mark = found.group() if found else ""
             if quote_mark and not (len(value) > len(quote_mark) and value.endswith(quote_mark)):
                 quote_mark = ""
             out.append(text[last:s_start])

@@ -33,10 +33,11 @@ _SEP_OPT = r"[_\- ]?"
 KEY_WORDS: dict[str, str] = {
     "p": rf"ass(?:word|wd|phrase)|rivate{_SEP_OPT}key|wd{_WHOLE_KEY}|ass{_WHOLE_KEY_4}",
     "s": rf"ecret(?:{_SEP_OPT}(?:access{_SEP_OPT})?key)?|igning{_SEP_OPT}key"
-    rf"|ubscription{_SEP_OPT}key|hared{_SEP_OPT}access{_SEP_OPT}(?:key|signature)"
+    rf"|ubscription{_SEP_OPT}key|hared{_SEP_OPT}(?:access{_SEP_OPT})?(?:key|signature)"
     rf"|ignature|et-cookie|ig{_WHOLE_KEY}",
     "e": rf"ncryption{_SEP_OPT}key",
     "m": rf"aster{_SEP_OPT}key",
+    "f": rf"unctions?{_SEP_OPT}key",
     "c": rf"lient{_SEP_OPT}key|redentials?|ookie",
     "a": rf"(?:uth|pp|pi|ccount){_SEP_OPT}key|ccess{_SEP_OPT}(?:key|signature)|uthorization"
     rf"|uth{_WHOLE_KEY_4}",
@@ -49,25 +50,34 @@ ANY_KEY_WORD = "|".join(f"{first}(?:{rest})" for first, rest in KEY_WORDS.items(
 # The character before the first one is not part of a word (a lookbehind placed after it).
 _BOUNDARY = r"(?<![A-Za-z0-9_].)"
 
-# A quoted key may close with a quote (JSON, dict repr) or an escaped quote (JSON in a string).
-_KEY_END = r"""(?:\\?["'])?"""
+# A quoted key may close with a quote (JSON, dict repr) or an escaped quote (JSON in a string,
+# escaped once or more: the repr of such a string doubles the backslashes), then a bracket
+# (os.environ['API_KEY'] = ...).
+_KEY_END = r"""(?:\\*["'])?\]?"""
 # key: value, key = value, key => value; no line breaks between key and value.
 _SEPARATOR = r"[ \t]*(?:=>|[:=])[ \t]*"
 # HTTP auth schemes stay visible before a redacted credential.
 _SCHEME = r"(?:(?:bearer|basic|token|digest|negotiate|ntlm|bot)[ \t]+)?"
 # Bare words that say a value is absent or present are not secrets ("token: yes").
 _NOT_A_SECRET = r"(?!(?:null|none|true|false|yes|no)\b)"
-# The value: escaped-quoted, double-quoted, single-quoted (optionally b/r/u-prefixed), or bare.
+# A value that is only an ellipsis or asterisks is a placeholder in an example or a value
+# already masked ("client-secret": "…"), never a secret: it stays readable.
+_PLACEHOLDER = r"(?:…|\.\.\.|\*{3,})"
+# The value: a YAML block scalar ("password: |" and its indented lines), a flat list or tuple
+# ("secret": ["a", "b"], 'auth': ('user', 'pw')), escaped-quoted,
+# double-quoted, single-quoted (optionally b/r/u-prefixed), or bare.
 # Quoted forms are written as unrolled loops ("[^"\\]*(?:\\.[^"\\]*)*"): an alternation per
 # character would cost ten times more.
 # A bare value ends at a line end or a delimiter (never at a quote it does not own, so a JSON
 # line stays valid; a closing parenthesis at its end is left to the prose around it).
 _VALUE = (
     r"(?P<s>"
-    r'\\"[^\\\n]*(?:\\(?!")[^\\\n]*)*\\"'
-    r'|[bru]{0,2}"[^"\\\n]*(?:\\.[^"\\\n]*)*"'
-    r"|[bru]{0,2}'[^'\\\n]*(?:\\.[^'\\\n]*)*'"
-    rf"""|{_NOT_A_SECRET}[^\s"'&;,<>{{}}\[\]]"""
+    r"[|>][-+0-9]*[ \t]*(?:\r?\n[ \t]+[^\r\n]*)+"
+    r"|\[[^\[\]\n]+\]|\([^()\n]*\)"
+    rf'|\\+"(?!{_PLACEHOLDER}\\+")[^\\\n]*(?:\\+(?!")[^\\\n]*)*\\+"'
+    rf'|[bru]{{0,2}}"(?!{_PLACEHOLDER}")[^"\\\n]*(?:\\.[^"\\\n]*)*"'
+    rf"|[bru]{{0,2}}'(?!{_PLACEHOLDER}')[^'\\\n]*(?:\\.[^'\\\n]*)*'"
+    rf"""|{_NOT_A_SECRET}(?!{_PLACEHOLDER}(?:[\s"',;]|$))[^\s"'&;,<>{{}}\[\]]"""
     r"""(?:[^\r\n"'&;,<>{}\[\]]*[^\s"'&;,<>{}\[\]\\)])?"""
     r")"
 )
@@ -118,7 +128,7 @@ def is_key_like(run: str) -> bool:
     if _HEX.fullmatch(run):
         return True
     if not _SEPARATORS.search(run.rstrip("=")):
-        return True
+        return not _WORDY.fullmatch(run)
     rest = _TIMESTAMP.sub("/", _UUID.sub("/", run))
     return any(
         len(segment) > SHORT_SEGMENT and not _WORDY.fullmatch(segment)
@@ -174,17 +184,37 @@ KEYED_RULES: tuple[Rule, ...] = (
     ),
     # Query strings and form bodies (?key=v&key=v): values there cannot hold white space.
     Rule("query", "?&", rf"[\w.~%$-]*?(?:{ANY_KEY_WORD})={_TIGHT_VALUE}"),
+    # A parameter named just "key" in a query string is an API key (Google, Bing Maps ...).
+    Rule("query_key", "?&", rf"key={_TIGHT_VALUE}"),
     *_key_rules(),
     # --password value on a command line; <password>value</password> in XML.
     Rule("cli_flag", "-", rf"-[\w-]*?(?:{ANY_KEY_WORD})[ \t]+(?P<s>[^\s\"']+)"),
     Rule("xml", "<", rf"[\w.:-]*?(?:{ANY_KEY_WORD})(?:\s[^>]*)?>(?P<s>[^<]+)"),
 )
 
+# 'Bearer' followed by one plain word of this length or less ("Bearer tokens are cached") is
+# prose, not a credential; anything else after it (digits, symbols, mixed case, a longer
+# run) is hidden.
+PROSE_WORD_MAX = 15
+_PROSE_WORD = re.compile(rf"[A-Za-z][a-z]{{0,{PROSE_WORD_MAX - 1}}}\.?")
+
+
+def _credential_after_scheme(match: str) -> bool:
+    """True unless the text after the auth scheme is a single plain word (prose)."""
+    return _PROSE_WORD.fullmatch(match.split(None, 1)[-1]) is None
+
+
 # HTTP authorisation schemes, matched in the original case: lowercase 'bearer' and 'Basic'
-# are common in prose, so they count only before something key-like.
+# are common in prose, so they count only before something key-like; 'Bearer' before
+# anything but a plain word.
 AUTH_TRIGGERS = ("bearer", "basic")
 AUTH_RULES: tuple[Rule, ...] = (
-    Rule("bearer", "B", rf"{_BOUNDARY}(?:earer|EARER)[ \t]+(?P<s>{_B64_TOKEN})"),
+    Rule(
+        "bearer",
+        "B",
+        rf"{_BOUNDARY}(?:earer|EARER)[ \t]+(?P<s>{_B64_TOKEN})",
+        _credential_after_scheme,
+    ),
     Rule(
         "basic",
         "Bb",
@@ -192,11 +222,19 @@ AUTH_RULES: tuple[Rule, ...] = (
     ),
 )
 
+
+def _has_letter_and_digit(match: str) -> bool:
+    """True when ``match`` holds both a letter and a digit (a token, not a user name)."""
+    return bool(_DIGIT.search(match) and _LETTER.search(match))
+
+
 # Rules for texts that hold a URL with an "@", or a Slack webhook.
 URL_WEBHOOK_TRIGGER = "hooks.slack.com"
 URL_RULES: tuple[Rule, ...] = (
     # Credentials in URLs: scheme://user:password@host keeps the user.
     Rule("url_userinfo", ":", r"//[^\s:/@?#]*:(?P<s>[^\s/?#@]+(?:@[^\s/?#@]+)*)@"),
+    # A token used as the whole user info (https://<token>@github.com/...).
+    Rule("url_token_user", ":", r"//(?P<s>[A-Za-z0-9_.~-]{20,})@", _has_letter_and_digit),
     Rule("slack_webhook", "h", r"ooks\.slack\.com/services/(?P<s>[A-Za-z0-9/_-]+)"),
 )
 

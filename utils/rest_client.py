@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -23,19 +23,26 @@ from requests.adapters import HTTPAdapter
 from utils import redaction, run_stats
 from utils.api_common import CircuitBreaker, RateLimiter
 from utils.api_settings import behavior
-from utils.exceptions import ApiTimeoutError, CircuitOpenError, ConfigurationError
+from utils.exceptions import CircuitOpenError, ConfigurationError
+from utils.http_body import JSON_CONTENT_TYPE, encode_json
 from utils.http_errors import (
+    BAD_URL_ERRORS,
     LazySafeUrl,
+    async_timeout_error,
     auth_error,
+    name_refused_call,
     rate_limit_error,
+    resolve_link,
     safe_url,
     status_error,
     transport_error,
     url_with_params,
 )
+from utils.http_origin import OriginBoundSession, origin_of
 from utils.retry_policy import (
     RETRY_AFTER_STATUSES,
     RetryPolicy,
+    TransportFailure,
     classify_exception,
     parse_retry_after,
 )
@@ -45,42 +52,13 @@ log = logging.getLogger(__name__)
 POOL_MAXSIZE = 32
 """Connections kept per host: enough for every worker of ``TxoRestAPI.map``."""
 POOL_CONNECTIONS = 4
-DEFAULT_PORTS = {"http": 80, "https": 443}
 HTTP_ACCEPTED = 202
 HTTP_UNAUTHORIZED = 401
 HTTP_TOO_MANY_REQUESTS = 429
 HTTP_CLIENT_ERROR = 400
 HTTP_SERVER_ERROR = 500
 USER_AGENT = "txo-batch-toolkit"
-
-
-def origin_of(url: str) -> tuple[str, str, int | None]:
-    """``(scheme, host, port)`` of ``url``, lower case, with the scheme's default port filled."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    try:
-        port = parts.port or DEFAULT_PORTS.get(scheme)
-    except ValueError:
-        port = None
-    return scheme, (parts.hostname or "").lower(), port
-
-
-class OriginBoundSession(requests.Session):
-    """A ``requests.Session`` that drops ``Authorization`` on a redirect off the API's origin.
-
-    ``requests`` keeps the header on some cross-origin redirects (http → https on the same
-    host) and may add ``.netrc`` credentials; here a redirect keeps the header only while it
-    stays on ``api_origin``, and never adds any.
-    """
-
-    def __init__(self, api_origin: tuple[str, str, int | None]):
-        super().__init__()
-        self.api_origin = api_origin
-
-    def rebuild_auth(self, prepared_request: Any, response: Any) -> None:
-        """Keep ``Authorization`` only when the redirect target is the API's own origin."""
-        if origin_of(prepared_request.url or "") != self.api_origin:
-            prepared_request.headers.pop("Authorization", None)
+BEARER_PREFIX = "Bearer "
 
 
 class RestTransport:
@@ -117,6 +95,13 @@ class RestTransport:
         self.config = config
         self.base_url = base.strip().rstrip("/")
         self.origin = origin_of(self.base_url)
+        if self.origin[0] not in ("http", "https") or not self.origin[1]:
+            raise ConfigurationError(
+                f"global → api-base-url is not an http(s) URL: {safe_url(self.base_url)!r}.",
+                "Write the API's base URL in full, with https:// and the host; request paths "
+                "are appended to it.",
+                '"global": {"api-base-url": "https://api.example.com/v2"}',
+            )
         base_parts = urlsplit(self.base_url)
         self._origin_prefix = f"{base_parts.scheme}://{base_parts.netloc}/"
         settings = behavior(config)
@@ -157,9 +142,14 @@ class RestTransport:
         self._token: str | None = None
         if require_auth:
             given = config.get("_token")
-            self._token = (
-                given if isinstance(given, str) and given else self._provider().get_token()
-            )
+            if isinstance(given, str) and given.strip():
+                # the raw token; tolerate one given with its scheme ("Bearer …")
+                given = given.strip()
+                if given[: len(BEARER_PREFIX)].lower() == BEARER_PREFIX.lower():
+                    given = given[len(BEARER_PREFIX) :].strip()
+            self._token = given if isinstance(given, str) and given else None
+            if self._token is None:
+                self._token = self._provider().get_token()
             redaction.register_secret(self._token)
 
     # -- tokens -----------------------------------------------------------------------------
@@ -177,7 +167,7 @@ class RestTransport:
             if not provider.can_refresh:
                 raise auth_error(response, method, response.url, refreshed=False)
             log.info("The API answered 401: refreshing the access token once")
-            self._token = provider.refresh()
+            self._token = provider.refresh(rejected_token=rejected)
 
     def sends_token_to(self, url: str) -> bool:
         """True when a request to ``url`` carries the bearer token (the API's own origin)."""
@@ -196,7 +186,7 @@ class RestTransport:
             try:
                 is_trial = breaker.before_call()
             except CircuitOpenError as err:
-                err.url, err.method = safe_url(url), method
+                name_refused_call(err, method, url, kwargs.get("params"))
                 raise
         try:
             if self.api_delay > 0:
@@ -210,7 +200,12 @@ class RestTransport:
                 method, url, headers=headers, timeout=(self.timeout, self.timeout), **kwargs
             )
         except CircuitOpenError as err:  # opened while this call waited: nothing was sent
-            err.url, err.method = safe_url(url), method
+            name_refused_call(err, method, url, kwargs.get("params"))
+            raise
+        except BAD_URL_ERRORS:
+            # The URL could not even be sent: no server failed (a trial is spent, though).
+            if breaker is not None and is_trial:
+                breaker.record_failure()
             raise
         except BaseException:
             if breaker is not None:
@@ -225,6 +220,13 @@ class RestTransport:
 
     def _wait(self, method: str, url: str, retry: int, retry_after: float | None, why: str) -> None:
         delay = self.policy.delay(retry, retry_after)
+        if self.breaker is not None:
+            # No point sleeping for a retry the open breaker will refuse anyway.
+            try:
+                self.breaker.raise_if_open(within=delay)
+            except CircuitOpenError as err:
+                name_refused_call(err, method, url, None)
+                raise
         run_stats.increment(run_stats.RETRIES)
         log.debug(
             "Retry %d of %d for %s %s after %s: waiting %.3fs%s",
@@ -253,7 +255,7 @@ class RestTransport:
             method: HTTP method, upper case.
             url: Absolute URL.
             params: Query parameters.
-            json_body: JSON body (None: no body).
+            json_body: JSON body (None: no body); see :func:`utils.http_body.encode_json`.
             headers: Extra request headers.
 
         Raises:
@@ -264,6 +266,12 @@ class RestTransport:
         """
         attempt = 0
         refreshed = False
+        base_headers = dict(headers or {})
+        body = None
+        if json_body is not None:
+            body = encode_json(json_body)  # once, not once per retry
+            if not any(name.lower() == "content-type" for name in base_headers):
+                base_headers["Content-Type"] = JSON_CONTENT_TYPE
 
         def shown_url() -> str:  # the URL with its query, for errors (made safe there)
             return url_with_params(url, params)
@@ -271,12 +279,12 @@ class RestTransport:
         while True:
             attempt += 1
             token = self._token if self.sends_token_to(url) else None
-            sent_headers = dict(headers or {})
+            sent_headers = dict(base_headers)
             if token:
                 sent_headers["Authorization"] = f"Bearer {token}"
             started = self._clock()
             try:
-                response = self._send_once(method, url, sent_headers, params=params, json=json_body)
+                response = self._send_once(method, url, sent_headers, params=params, data=body)
             except requests.RequestException as err:
                 kind = classify_exception(err)
                 log.debug(
@@ -289,7 +297,14 @@ class RestTransport:
                 )
                 if not self.policy.should_retry(method, kind, attempt):
                     log.debug("%s %s: no retry after %s", method, LazySafeUrl(url), kind.value)
-                    raise transport_error(err, method, shown_url(), self.timeout, attempt) from err
+                    raise transport_error(
+                        err,
+                        method,
+                        shown_url(),
+                        self.timeout,
+                        attempt,
+                        timed_out=kind is TransportFailure.TIMEOUT,
+                    ) from err
                 self._wait(method, shown_url(), attempt, None, type(err).__name__)
                 continue
             status = response.status_code
@@ -348,10 +363,12 @@ class RestTransport:
         The ``Location`` of a 202 (absolute, or relative to the URL of the request that
         returned it) is polled with GET every ``Retry-After`` seconds, else every
         ``async-poll-interval``; each poll is a call with its own retry budget. A 202 without
-        ``Location`` has nothing to poll and is returned as it is.
+        ``Location`` has nothing to poll and is returned as it is; a poll answering 202 without
+        ``Location`` is polled again at the same URL.
 
         Raises:
-            ApiTimeoutError: Still 202 ``async-max-wait`` seconds after the first 202.
+            ApiTimeoutError: Still 202 ``async-max-wait`` seconds after the first 202; its
+                ``method`` and ``url`` are those of the call, the poll URL is in the message.
         """
         response = self.execute(method, url, **kwargs)
         if response.status_code != HTTP_ACCEPTED or not response.headers.get("Location"):
@@ -362,20 +379,16 @@ class RestTransport:
         while response.status_code == HTTP_ACCEPTED:
             location = response.headers.get("Location")
             if location:
-                poll_url = urljoin(response.url or poll_url, location)
+                poll_url = resolve_link(response.url or poll_url, location, "Location")
             hint = parse_retry_after(response.headers.get("Retry-After"), self._wall_clock())
             remaining = deadline - self._clock()
             if remaining <= 0:
-                shown = safe_url(poll_url)
-                raise ApiTimeoutError(
-                    f"{method} {safe_url(url)} was accepted (202) but the operation was not "
-                    f"finished after {self.async_max_wait:g}s ({polls} polls of {shown}).",
-                    "Raise script-behavior → api-timeouts → async-max-wait if the operation is "
-                    "known to take that long, or check its status on the API side.",
-                    '"api-timeouts": {"async-max-wait": 900, "async-poll-interval": 5}',
-                    status_code=HTTP_ACCEPTED,
-                    url=shown,
-                    method="GET",
+                raise async_timeout_error(
+                    method,
+                    url_with_params(url, kwargs.get("params")),
+                    poll_url,
+                    self.async_max_wait,
+                    polls,
                 )
             wait = min(hint if hint is not None else self.poll_interval, remaining)
             log.debug("202 Accepted: polling %s in %.2fs", LazySafeUrl(poll_url), wait)

@@ -16,7 +16,8 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
-from urllib3.exceptions import MaxRetryError, NewConnectionError
+from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
+from urllib3.exceptions import TimeoutError as Urllib3TimeoutError
 
 from utils.api_settings import behavior
 
@@ -61,8 +62,12 @@ def classify_exception(exc: BaseException) -> TransportFailure:
         return TransportFailure.FATAL
     if isinstance(exc, requests.ConnectionError):
         cause = exc.args[0] if exc.args else None
-        if isinstance(cause, MaxRetryError) and isinstance(cause.reason, NewConnectionError):
+        reason = cause.reason if isinstance(cause, MaxRetryError) else cause
+        if isinstance(reason, NewConnectionError | ConnectTimeoutError):
             return TransportFailure.CONNECT
+        # requests reports a read timeout inside the body as a ConnectionError
+        if isinstance(reason, Urllib3TimeoutError | TimeoutError):
+            return TransportFailure.TIMEOUT
         return TransportFailure.PROTOCOL
     if isinstance(
         exc, requests.exceptions.ChunkedEncodingError | requests.exceptions.ContentDecodingError

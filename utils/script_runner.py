@@ -22,6 +22,10 @@ Decisions:
   returned are ignored, so the summary is always written.
 * The one-line run summary is logged at INFO after every run, success or failure, but not
   after ``--help``.
+* ``--log-format`` and ``--log-level`` take any case and are applied before the other
+  arguments are checked, so with ``--log-format json`` even a usage error is a JSON line.
+* A failure's traceback goes to the log file only, whatever the console level: the console
+  shows the message (a ``HelpfulError``'s three parts).
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from utils.exceptions import (
     HelpfulError,
     ValidationError,
 )
+from utils.log_formatters import FILE_ONLY
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +154,29 @@ def _check_name(label: str, value: str, prog: str) -> None:
     )
 
 
+def _console_options_early(argv: Sequence[str] | None) -> None:
+    """Apply valid ``--log-format`` / ``--log-level`` values before the full parse.
+
+    So a usage error (a missing ENV_TYPE, a bad ORG_ID) is already rendered in the format
+    the user asked for: with ``--log-format json`` every console line is JSON. Each option is
+    read on its own; a bad or missing value is left for the full parse to report.
+    """
+    settings: dict[str, str] = {}
+    for option in ("--log-format", "--log-level"):
+        parser = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+        parser.add_argument(option, type=str.upper if option == "--log-level" else str.lower)
+        try:
+            known, _ = parser.parse_known_args(argv)
+        except argparse.ArgumentError:  # no value after the option: the full parse reports it
+            continue
+        value = getattr(known, option[2:].replace("-", "_"))
+        if value in (*LOG_FORMATS, *LOG_LEVELS):
+            settings[option] = value
+    txo_logger.configure_console(
+        log_format=settings.get("--log-format"), level=settings.get("--log-level")
+    )
+
+
 def parse_args(description: str, argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse ``ORG_ID ENV_TYPE [--log-format text|json] [--log-level LEVEL]``.
 
@@ -167,6 +195,7 @@ def parse_args(description: str, argv: Sequence[str] | None = None) -> argparse.
     parser.add_argument("env_type", metavar="ENV_TYPE", help="environment, e.g. prod or test")
     parser.add_argument(
         "--log-format",
+        type=str.lower,
         choices=LOG_FORMATS,
         default=None,
         help="console format (default: text, or $TXO_LOG_FORMAT)",
@@ -191,8 +220,8 @@ def _first_token(config: dict[str, Any], has_secrets: bool, org_id: str, env_typ
             f"Secrets file {shown} not found; this script needs an API token, acquired "
             "with its client-secret (or given as az-token).",
             "Copy the example, put the client secret in it and make it private "
-            "(chmod 600). A script that calls no API can skip the token: see 'Writing a "
-            "script' in the README.",
+            "(chmod 600). A script that calls no API can skip the token (see 'Writing a "
+            "script' in the README).",
             f"cp config/{config_loader.EXAMPLE_SECRETS} {shown} && chmod 600 {shown}",
         )
     return auth.get_token_provider(config).get_token()
@@ -229,6 +258,7 @@ def parse_args_and_load_config(
         >>> config["script-behavior"]["retry-strategy"]["max-retries"]  # doctest: +SKIP
         3
     """
+    _console_options_early(argv)
     args = parse_args(description, argv)
     txo_logger.configure_console(log_format=args.log_format, level=args.log_level)
     txo_logger.set_context(org_id=args.org_id, env_type=args.env_type)
@@ -305,7 +335,8 @@ def _report(error: BaseException) -> int:
         log_file = txo_logger.get_log_file()
         where = f"; the traceback is in {log_file}" if log_file else ""
         log.error("Unexpected error: %s: %s%s", type(error).__name__, error, where)
-    log.debug("Traceback of the failure", exc_info=error)
+    # The console showed the message; the traceback goes to the file only, at any console level.
+    log.debug("Traceback of the failure", exc_info=error, extra={FILE_ONLY: True})
     return code
 
 

@@ -1,4 +1,6 @@
-"""Writers for tables and streams of pages: CSV, Parquet and JSON Lines, in bounded memory.
+"""Writers for tables and streams of pages: CSV and Parquet, in bounded memory.
+
+(JSON Lines, which needs no DataFrame library, is written by ``json_encoding.write_jsonl``.)
 
 A *stream* is an iterator (a generator, ``api.iter_pages(...)``) whose items are pages: a list
 of dicts, a DataFrame, or a single dict (one record). Pages are regrouped into batches so that
@@ -13,14 +15,14 @@ columns are united and types promoted (a column that is all null in the first pa
 type from a later one). After it, a page missing a column gets empty values; a page with a new
 column, or a value that cannot be converted to the column's Parquet type without loss, is a
 ``ValidationError`` — pass ``columns=`` (CSV) or ``schema=`` (a ``pyarrow.Schema``, Parquet)
-to fix the columns up front. An empty stream writes an empty JSON Lines file, an empty CSV file
+to fix the columns up front. An empty stream writes an empty CSV file
 (only the header when ``columns=`` is given) and a Parquet file with no rows (with the columns
 of ``schema=`` when given).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -29,10 +31,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from utils.exceptions import ValidationError
-from utils.json_encoding import encode_lines
+from utils.json_encoding import unique_columns
 
 CSV_BATCH_ROWS = 10_000
-JSONL_BATCH_ROWS = 10_000
 LOOSE_RECORDS_BATCH = 10_000  # single-dict items gathered into pages of this many
 PARQUET_ROW_GROUP_ROWS = 65_536
 # A row group is also cut when its Arrow data reaches this size, so wide records keep the
@@ -79,6 +80,8 @@ def iter_pieces(pages: Iterator[Any], loose_batch: int) -> Iterator[tuple[int, P
         if loose:
             yield row, loose
             row, loose = row + len(loose), []
+        if isinstance(page, tuple):
+            page = list(page)
         if isinstance(page, list):
             check_records(page, f"page {number} of the stream")
         elif not isinstance(page, pd.DataFrame):
@@ -208,6 +211,7 @@ def _arrow_error(err: BaseException, start: int) -> ValidationError:
 
 def _piece_table(piece: Piece, start: int) -> pa.Table:
     if isinstance(piece, pd.DataFrame):
+        unique_columns(piece, "a Parquet file")
         try:
             return pa.Table.from_pandas(piece, preserve_index=False)
         except ARROW_ERRORS as err:
@@ -261,7 +265,23 @@ def write_parquet(
             ``row_group_size`` (rows after which a stream's row group is cut), and any option of
             ``pyarrow.parquet.ParquetWriter`` (``compression``, ``use_dictionary`` ...).
     """
+    try:
+        _write_parquet(path, data, kwargs)
+    except pa.ArrowException as err:
+        if isinstance(err, OSError):  # a disk problem: write_atomically reports it
+            raise
+        raise ValidationError(
+            f"pyarrow cannot write the Parquet file with these options: {err}.",
+            "Check the options passed to save() (compression=, schema=, row_group_size= ...).",
+            'handler.save(df, "output", "orders.parquet", compression="zstd")',
+        ) from err
+
+
+def _write_parquet(
+    path: Path, data: pd.DataFrame | list[Any] | Iterator[Any], kwargs: dict[str, Any]
+) -> None:
     if isinstance(data, pd.DataFrame):
+        unique_columns(data, "a Parquet file")
         try:
             data.to_parquet(path, engine="pyarrow", **kwargs)
         except ARROW_ERRORS as err:
@@ -328,39 +348,3 @@ def _concat(tables: list[pa.Table], start: int) -> pa.Table:
         return pa.concat_tables(tables, promote_options="permissive")
     except ARROW_ERRORS as err:
         raise _arrow_error(err, start) from err
-
-
-def _jsonl_pages(data: pd.DataFrame | list[Any] | Iterator[Any]) -> Iterable[list[Any]]:
-    if isinstance(data, pd.DataFrame):
-        data = data.to_dict(orient="records")
-    if isinstance(data, list):
-        for start in range(0, len(data), JSONL_BATCH_ROWS):
-            yield data[start : start + JSONL_BATCH_ROWS]
-        return
-    loose: list[Any] = []
-    for page in data:
-        if isinstance(page, pd.DataFrame):
-            page = page.to_dict(orient="records")
-        if isinstance(page, (list, tuple)):
-            if loose:
-                yield loose
-                loose = []
-            yield list(page)
-        else:
-            loose.append(page)
-            if len(loose) >= JSONL_BATCH_ROWS:
-                yield loose
-                loose = []
-    if loose:
-        yield loose
-
-
-def write_jsonl(path: Path, data: pd.DataFrame | list[Any] | Iterator[Any], **kwargs: Any) -> None:
-    """Write ``data`` as JSON Lines (UTF-8), one record per line, page by page.
-
-    In a stream, a list (or DataFrame) is a page of records and any other item one record.
-    ``kwargs`` are JSON encoder options (``sort_keys``, ``ensure_ascii``).
-    """
-    with open(path, "w", encoding="utf-8", newline="") as handle:
-        for page in _jsonl_pages(data):
-            handle.write(encode_lines(page, **kwargs))
