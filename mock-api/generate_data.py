@@ -57,6 +57,7 @@ def _authorised(request: dict[str, Any]) -> dict[str, Any]:
 
 
 JSON_HEADERS = {"Content-Type": "application/json; odata.metadata=minimal; charset=utf-8"}
+API_ANY_PATH = "/api/v2\\.0/.*"
 
 
 def paged_collection(
@@ -122,8 +123,18 @@ def paged_collection(
 
 
 def token_mappings() -> dict[str, dict[str, Any]]:
-    """The OAuth2 client-credentials endpoint: the demo client gets a token, others a 401."""
+    """Token endpoint (the demo client gets a token, others a 401) and the API's refusals."""
     url = {"method": "POST", "urlPath": TOKEN_PATH}
+    unauthorised = {
+        "status": 401,
+        "headers": {**JSON_HEADERS, "WWW-Authenticate": 'Bearer error="invalid_token"'},
+        "jsonBody": {
+            "error": {
+                "code": "Authentication_InvalidCredentials",
+                "message": "The server has rejected the client credentials.",
+            }
+        },
+    }
     return {
         "demo-token": {
             "name": "token: client credentials of the demo client",
@@ -163,14 +174,34 @@ def token_mappings() -> dict[str, dict[str, Any]]:
         "demo-api-unauthorised": {
             "name": "api: a request without the demo token is refused",
             "priority": 10,
-            "request": {"method": "ANY", "urlPathPattern": "/api/v2\\.0/.*"},
+            "request": {
+                "method": "ANY",
+                "urlPathPattern": API_ANY_PATH,
+                "headers": {"Authorization": {"absent": True}},
+            },
+            "response": unauthorised,
+        },
+        "demo-api-wrong-token": {
+            "name": "api: a request with another token is refused",
+            "priority": 10,
+            "request": {
+                "method": "ANY",
+                "urlPathPattern": API_ANY_PATH,
+                "headers": {"Authorization": {"doesNotMatch": f"Bearer {ACCESS_TOKEN}"}},
+            },
+            "response": unauthorised,
+        },
+        "demo-api-not-found": {
+            "name": "api: the token is fine but the demo serves no such path",
+            "priority": 11,
+            "request": {"method": "ANY", "urlPathPattern": API_ANY_PATH},
             "response": {
-                "status": 401,
-                "headers": {**JSON_HEADERS, "WWW-Authenticate": 'Bearer error="invalid_token"'},
+                "status": 404,
+                "headers": JSON_HEADERS,
                 "jsonBody": {
                     "error": {
-                        "code": "Authentication_InvalidCredentials",
-                        "message": "The server has rejected the client credentials.",
+                        "code": "BadRequest_NotFound",
+                        "message": "The demo API serves no such resource.",
                     }
                 },
             },

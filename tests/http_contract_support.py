@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.wiremock_server import WireMock
+from utils.api_factory import TxoRestAPI, create_rest_api
 
 TOKEN = "contract-token-Zq81xVw3"
 """The bearer token the contract configs carry (``_token``)."""
@@ -62,20 +63,38 @@ FAST: dict[str, Any] = {
 """``script-behavior`` of the contract configs: fast, nothing that can wait for long."""
 
 
-def contract_config(
-    base_url: str, behavior: dict[str, Any] | None = None, *, token: str | None = TOKEN
+def merged_behavior(
+    behavior: dict[str, Any] | None, defaults: dict[str, Any] = FAST
 ) -> dict[str, Any]:
-    """A config for ``base_url`` with :data:`FAST` behaviour, ``behavior`` merged per section."""
-    merged = copy.deepcopy(FAST)
+    """A copy of ``defaults`` with ``behavior`` merged into it one section deep."""
+    merged = copy.deepcopy(defaults)
     for key, value in (behavior or {}).items():
         if isinstance(value, dict):
             merged[key] = {**merged.get(key, {}), **value}
         else:
             merged[key] = value
+    return merged
+
+
+def contract_config(
+    base_url: str,
+    behavior: dict[str, Any] | None = None,
+    *,
+    token: str | None = TOKEN,
+    defaults: dict[str, Any] = FAST,
+) -> dict[str, Any]:
+    """A config for ``base_url`` with ``defaults`` (:data:`FAST`) as its ``script-behavior``,
+    ``behavior`` merged per section; ``_token`` is ``token`` unless that is None."""
+    merged = merged_behavior(behavior, defaults)
     config: dict[str, Any] = {"global": {"api-base-url": base_url}, "script-behavior": merged}
     if token is not None:
         config["_token"] = token
     return config
+
+
+def client(wm: WireMock, behavior: dict[str, Any] | None = None, base: str = "/api") -> TxoRestAPI:
+    """A client for ``{wm}{base}`` with the contract config, ``behavior`` merged."""
+    return create_rest_api(contract_config(f"{wm.base_url}{base}", behavior))
 
 
 def respond(

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.http_contract_support import hang_guard
+from tests.support_clock import FakeClock
 from utils import run_stats
 from utils.api_common import (
     DEFAULTS,
@@ -29,28 +30,6 @@ from utils.exceptions import (
 pytestmark = pytest.mark.usefixtures(hang_guard.__name__)
 
 SCHEMA = Path(__file__).resolve().parent.parent / "schemas" / "org-env-config-schema.json"
-
-
-class FakeClock:
-    """A clock that only moves when someone sleeps on it; thread-safe."""
-
-    def __init__(self, start: float = 1000.0):
-        self.now = start
-        self._lock = threading.Lock()
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        with self._lock:
-            return self.now
-
-    def sleep(self, seconds: float) -> None:
-        with self._lock:
-            self.sleeps.append(seconds)
-            self.now += seconds
-
-    def advance(self, seconds: float) -> None:
-        with self._lock:
-            self.now += seconds
 
 
 def max_in_window(starts: list[float], window: float) -> int:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from tests.http_contract_support import hang_guard
-from tests.test_api_factory import TOKEN, make_config
+from tests.support_api import TOKEN, make_config
 from tests.wiremock_server import WireMock
 from utils.api_factory import create_rest_api
 from utils.exceptions import ApiOperationError

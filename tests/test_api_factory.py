@@ -1,16 +1,16 @@
 """TxoRestAPI against a real WireMock: URLs, bodies, errors, auth, origins, threads, manager.
 
-The helpers at the top are shared by the other ``test_api_*`` integration modules.
+Its helpers, shared with the other ``test_api_*`` modules, are in ``tests/support_api.py``.
 """
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import pytest
 
-from tests.http_contract_support import hang_guard
+from tests.http_contract_support import hang_guard, header, other_origin, sequence
+from tests.support_api import TOKEN, json_response, make_config
 from tests.wiremock_server import WireMock
 from utils import run_stats
 from utils.api_factory import ApiManager, TxoRestAPI, create_rest_api
@@ -21,80 +21,6 @@ from utils.exceptions import (
 )
 
 pytestmark = pytest.mark.usefixtures(hang_guard.__name__)
-
-TOKEN = "test-token-4f1c9a77e2"
-FAST_BEHAVIOR: dict[str, Any] = {
-    "api-delay-seconds": 0,
-    "api-timeouts": {"rest-timeout-seconds": 1, "async-max-wait": 2, "async-poll-interval": 0.05},
-    # a small max-wait: a Retry-After regression fails fast instead of sleeping for minutes
-    "retry-strategy": {"max-retries": 2, "backoff-factor": 0.01, "max-wait-seconds": 5},
-    "jitter": {"min-factor": 1.0, "max-factor": 1.0},
-    "rate-limiting": {"enabled": False, "calls-per-second": 10, "burst-size": 1},
-    "circuit-breaker": {"enabled": False, "failure-threshold": 5, "timeout-seconds": 60},
-}
-
-
-def make_config(
-    base_url: str, behavior: dict[str, Any] | None = None, **extra: Any
-) -> dict[str, Any]:
-    """A minimal config with small timings: token ``TOKEN``; ``behavior`` merged one level deep."""
-    merged = copy.deepcopy(FAST_BEHAVIOR)
-    for key, value in (behavior or {}).items():
-        if isinstance(value, dict):
-            merged[key] = {**merged.get(key, {}), **value}
-        else:
-            merged[key] = value
-    config: dict[str, Any] = {
-        "global": {"api-base-url": base_url},
-        "script-behavior": merged,
-        "_token": TOKEN,
-    }
-    config.update(extra)
-    return config
-
-
-def stub_sequence(
-    wm: WireMock, method: str, url_path: str, responses: list[dict[str, Any]], name: str = "seq"
-) -> None:
-    """Answer successive requests with ``responses``; the last one repeats forever."""
-    for i, response in enumerate(responses):
-        mapping: dict[str, Any] = {
-            "scenarioName": name,
-            "requiredScenarioState": "Started" if i == 0 else f"step-{i}",
-            "request": {"method": method, "urlPath": url_path},
-            "response": response,
-        }
-        if i < len(responses) - 1:
-            mapping["newScenarioState"] = f"step-{i + 1}"
-        wm.stub(mapping)
-
-
-def json_response(body: Any, status: int = 200, **headers: str) -> dict[str, Any]:
-    return {
-        "status": status,
-        "jsonBody": body,
-        "headers": {"Content-Type": "application/json", **headers},
-    }
-
-
-def header(request: dict[str, Any], name: str) -> str | None:
-    """A request header from a journal entry (case-insensitive), or None."""
-    for key, value in (request.get("headers") or {}).items():
-        if key.lower() == name.lower():
-            return str(value)
-    return None
-
-
-def other_origin(wm: WireMock) -> str:
-    """The same WireMock under a second origin (localhost vs 127.0.0.1)."""
-    return wm.base_url.replace("127.0.0.1", "localhost")
-
-
-@pytest.fixture
-def api(wiremock: WireMock) -> Any:
-    client = create_rest_api(make_config(f"{wiremock.base_url}/api"))
-    yield client
-    client.close()
 
 
 # -- URLs and bodies ---------------------------------------------------------------------------
@@ -288,7 +214,7 @@ def test_401_refreshes_the_token_once_and_retries(wiremock: WireMock) -> None:
     from utils.auth import clear_token_providers
 
     clear_token_providers()
-    stub_sequence(
+    sequence(
         wiremock,
         "POST",
         "/oauth/token",
@@ -296,11 +222,8 @@ def test_401_refreshes_the_token_once_and_retries(wiremock: WireMock) -> None:
             json_response({"access_token": "first-token-aaaa", "expires_in": 3600}),
             json_response({"access_token": "second-token-bbbb", "expires_in": 3600}),
         ],
-        name="tokens",
     )
-    stub_sequence(
-        wiremock, "GET", "/api/me", [{"status": 401}, json_response({"me": 1})], name="api"
-    )
+    sequence(wiremock, "GET", "/api/me", [{"status": 401}, json_response({"me": 1})])
     with create_rest_api(_oauth_config(wiremock)) as client:
         assert client.get("me") == {"me": 1}
     assert wiremock.count("POST", "/oauth/token") == 2
@@ -387,7 +310,7 @@ def test_api_manager_reuses_clients_and_closes_them(wiremock: WireMock) -> None:
 
 
 def test_counters_count_requests_and_retries(wiremock: WireMock, api: TxoRestAPI) -> None:
-    stub_sequence(wiremock, "GET", "/api/c", [{"status": 429}, {"status": 503}, json_response({})])
+    sequence(wiremock, "GET", "/api/c", [{"status": 429}, {"status": 503}, json_response({})])
     before = run_stats.snapshot()
     api.get("c")
     after = run_stats.snapshot()

@@ -8,28 +8,14 @@ from typing import Any
 
 import pytest
 
-from tests.http_contract_support import hang_guard
-from tests.test_api_factory import (
-    TOKEN,
-    header,
-    json_response,
-    make_config,
-    other_origin,
-    stub_sequence,
-)
+from tests.http_contract_support import hang_guard, header, other_origin, sequence
+from tests.support_api import TOKEN, json_response, make_config
 from tests.wiremock_server import WireMock
 from utils.api_factory import TxoRestAPI, create_rest_api
 from utils.exceptions import ApiOperationError, ApiTimeoutError
 from utils.pagination import extract_records, next_link, parse_link_header
 
 pytestmark = pytest.mark.usefixtures(hang_guard.__name__)
-
-
-@pytest.fixture
-def api(wiremock: WireMock) -> Any:
-    client = create_rest_api(make_config(f"{wiremock.base_url}/api"))
-    yield client
-    client.close()
 
 
 def stub_page(
@@ -258,7 +244,7 @@ def test_202_relative_location_is_polled_until_done(wiremock: WireMock, api: Txo
             "response": {"status": 202, "headers": {"Location": "jobs/7/status"}},
         }
     )
-    stub_sequence(
+    sequence(
         wiremock,
         "GET",
         "/api/v1/jobs/7/status",
@@ -298,7 +284,7 @@ def test_202_poll_interval_when_no_retry_after(wiremock: WireMock) -> None:
             "response": {"status": 202, "headers": {"Location": "/api/jobs/1"}},
         }
     )
-    stub_sequence(wiremock, "GET", "/api/jobs/1", [{"status": 202}, json_response({"ok": 1})])
+    sequence(wiremock, "GET", "/api/jobs/1", [{"status": 202}, json_response({"ok": 1})])
     with create_rest_api(config) as client:
         assert client.post("jobs") == {"ok": 1}
     stamps = [r["loggedDate"] for r in wiremock.requests()]
@@ -335,7 +321,7 @@ def test_each_poll_has_its_own_retry_budget(wiremock: WireMock, api: TxoRestAPI)
             "response": {"status": 202, "headers": {"Location": "/api/jobs/1"}},
         }
     )
-    stub_sequence(
+    sequence(
         wiremock,
         "GET",
         "/api/jobs/1",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import time
 from datetime import datetime, timezone
 from email.utils import format_datetime
@@ -10,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.http_contract_support import hang_guard
-from tests.test_api_factory import json_response, make_config, stub_sequence
+from tests.http_contract_support import gaps_ms, hang_guard, sequence
+from tests.support_api import json_response, make_config
 from tests.wiremock_server import WireMock, free_port
 from utils import run_stats
 from utils.api_factory import create_rest_api
@@ -36,14 +35,9 @@ def client_for(wm: WireMock, behavior: dict[str, Any] | None = None) -> Any:
     return create_rest_api(make_config(f"{wm.base_url}/api", behavior))
 
 
-def gaps_ms(wm: WireMock, url_path: str) -> list[int]:
-    stamps = [r["loggedDate"] for r in wm.find("ANY", url_path)]
-    return [b - a for a, b in itertools.pairwise(stamps)]
-
-
 # -- status sequences --------------------------------------------------------------------------
 def test_503_503_200_makes_three_requests(wiremock: WireMock) -> None:
-    stub_sequence(
+    sequence(
         wiremock, "GET", "/api/s", [{"status": 503}, {"status": 503}, json_response({"ok": 1})]
     )
     with client_for(wiremock) as api:
@@ -86,7 +80,7 @@ def test_backoff_doubles_between_retries(wiremock: WireMock) -> None:
         pytest.raises(ApiOperationError),
     ):
         api.get("down")
-    first, second = gaps_ms(wiremock, "/api/down")
+    first, second = gaps_ms(wiremock, url_path="/api/down")
     assert 150 <= first < 300  # not yet doubled
     assert 300 <= second < 600
 
@@ -103,7 +97,7 @@ def test_post_is_not_retried_on_server_errors(wiremock: WireMock, status: int) -
 
 
 def test_post_retried_on_503_with_retry_after(wiremock: WireMock) -> None:
-    stub_sequence(
+    sequence(
         wiremock,
         "POST",
         "/api/orders",
@@ -124,7 +118,7 @@ def test_post_not_retried_on_503_without_retry_after(wiremock: WireMock) -> None
 
 
 def test_post_retried_on_429(wiremock: WireMock) -> None:
-    stub_sequence(wiremock, "POST", "/api/orders", [{"status": 429}, json_response({"id": 1}, 201)])
+    sequence(wiremock, "POST", "/api/orders", [{"status": 429}, json_response({"id": 1}, 201)])
     with client_for(wiremock) as api:
         assert api.post("orders", {}) == {"id": 1}
     assert wiremock.count("POST", "/api/orders") == 2
@@ -144,7 +138,7 @@ def test_429_forever_is_a_rate_limit_error(wiremock: WireMock) -> None:
 
 # -- Retry-After -------------------------------------------------------------------------------
 def test_retry_after_seconds_is_honoured(wiremock: WireMock) -> None:
-    stub_sequence(
+    sequence(
         wiremock,
         "GET",
         "/api/ra",
@@ -152,14 +146,14 @@ def test_retry_after_seconds_is_honoured(wiremock: WireMock) -> None:
     )
     with client_for(wiremock) as api:
         api.get("ra")
-    (gap,) = gaps_ms(wiremock, "/api/ra")
+    (gap,) = gaps_ms(wiremock, url_path="/api/ra")
     assert 1000 <= gap < 1500  # backoff alone would be 10 ms
 
 
 def test_retry_after_http_date_is_honoured(wiremock: WireMock) -> None:
     target = int(time.time()) + 2  # HTTP-dates have whole seconds
     when = format_datetime(datetime.fromtimestamp(target, tz=timezone.utc), usegmt=True)
-    stub_sequence(
+    sequence(
         wiremock,
         "GET",
         "/api/date",
@@ -207,7 +201,7 @@ def test_max_wait_seconds_is_configurable(wiremock: WireMock) -> None:
 # -- faults and timeouts -----------------------------------------------------------------------
 @pytest.mark.parametrize("fault", FAULTS)
 def test_get_recovers_from_a_broken_response(wiremock: WireMock, fault: str) -> None:
-    stub_sequence(wiremock, "GET", "/api/f", [{"fault": fault}, json_response({"ok": True})])
+    sequence(wiremock, "GET", "/api/f", [{"fault": fault}, json_response({"ok": True})])
     with client_for(wiremock) as api:
         assert api.get("f") == {"ok": True}
     assert wiremock.count("GET", "/api/f") == 2

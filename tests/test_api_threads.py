@@ -5,24 +5,16 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from tests.http_contract_support import hang_guard
-from tests.test_api_factory import json_response, make_config
+from tests.support_api import json_response, make_config
 from tests.wiremock_server import WireMock
 from utils.api_factory import TxoRestAPI, create_rest_api
 from utils.exceptions import ApiOperationError
 
 pytestmark = pytest.mark.usefixtures(hang_guard.__name__)
-
-
-@pytest.fixture
-def api(wiremock: WireMock) -> Any:
-    client = create_rest_api(make_config(f"{wiremock.base_url}/api"))
-    yield client
-    client.close()
 
 
 def test_threads_sharing_one_client_respect_the_rate(wiremock: WireMock) -> None:

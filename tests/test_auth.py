@@ -9,6 +9,7 @@ from urllib.parse import parse_qs
 
 import pytest
 
+from tests.support_clock import FakeClock
 from tests.wiremock_server import WireMock, free_port
 from utils import auth, redaction, run_stats, token_response
 from utils.exceptions import ApiAuthenticationError, ConfigurationError
@@ -18,16 +19,6 @@ SECRET = "s3cr3t-Client-Value-Qx7"
 TOKEN = "eyJ0eXAi.test-access-token.Zz9"
 
 pytestmark = pytest.mark.integration
-
-
-class FakeClock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(autouse=True)
@@ -68,6 +59,18 @@ def stub_token(wm: WireMock, token: str = TOKEN, expires_in: Any = 3599, **scena
     }
     mapping.update(scenario)
     wm.stub(mapping)
+
+
+def stub_two_tokens(wm: WireMock) -> None:
+    """``token-one`` for the first token request, ``token-two`` for every one after it."""
+    stub_token(
+        wm,
+        "token-one",
+        scenarioName="t",
+        requiredScenarioState="Started",
+        newScenarioState="second",
+    )
+    stub_token(wm, "token-two", scenarioName="t", requiredScenarioState="second")
 
 
 def stub_status(wm: WireMock, status: int, body: Any = None, **response: Any) -> None:
@@ -138,14 +141,7 @@ def test_token_renewed_at_its_safety_margin(
 
 
 def test_refresh_forces_a_new_token(wiremock: WireMock) -> None:
-    stub_token(
-        wiremock,
-        "token-one",
-        scenarioName="t",
-        requiredScenarioState="Started",
-        newScenarioState="second",
-    )
-    stub_token(wiremock, "token-two", scenarioName="t", requiredScenarioState="second")
+    stub_two_tokens(wiremock)
     provider = provider_for(wiremock)
     assert provider.get_token() == "token-one"
     assert provider.can_refresh
@@ -155,14 +151,7 @@ def test_refresh_forces_a_new_token(wiremock: WireMock) -> None:
 
 
 def test_refresh_of_an_already_replaced_token_makes_no_request(wiremock: WireMock) -> None:
-    stub_token(
-        wiremock,
-        "token-one",
-        scenarioName="t",
-        requiredScenarioState="Started",
-        newScenarioState="second",
-    )
-    stub_token(wiremock, "token-two", scenarioName="t", requiredScenarioState="second")
+    stub_two_tokens(wiremock)
     provider = provider_for(wiremock)
     provider.get_token()
     assert provider.refresh(rejected_token="token-one") == "token-two"

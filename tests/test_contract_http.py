@@ -18,6 +18,7 @@ from urllib3.exceptions import ReadTimeoutError
 
 from tests.http_contract_support import (
     always,
+    client,
     closed_port,
     contract_config,
     gaps_ms,
@@ -44,10 +45,6 @@ FAULTS = [
     "RANDOM_DATA_THEN_CLOSE",
 ]
 MAX_RETRIES = 2
-
-
-def client(wm: WireMock, behavior: dict[str, Any] | None = None) -> Any:
-    return create_rest_api(contract_config(f"{wm.base_url}/api", behavior))
 
 
 def call(api: Any, method: str, path: str) -> Any:

@@ -16,6 +16,7 @@ import pytest
 from tests.http_contract_support import (
     CLIENT_SECRET,
     always,
+    client,
     closed_port,
     contract_config,
     gaps_ms,
@@ -50,10 +51,6 @@ def fresh_token_providers() -> Iterator[None]:
     auth.clear_token_providers()
     yield
     auth.clear_token_providers()
-
-
-def client(wm: WireMock, behavior: dict[str, Any] | None = None, base: str = "/api") -> Any:
-    return create_rest_api(contract_config(f"{wm.base_url}{base}", behavior))
 
 
 # -- 401: one refresh, one retry ------------------------------------------------------------------

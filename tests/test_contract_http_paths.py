@@ -14,6 +14,7 @@ import pytest
 from tests.http_contract_support import (
     TOKEN,
     always,
+    client,
     contract_config,
     gaps_ms,
     hang_guard,
@@ -30,10 +31,6 @@ from utils.exceptions import ApiOperationError, HelpfulError
 pytestmark = pytest.mark.usefixtures(hang_guard.__name__)
 
 SECRET_VALUE = "qS9-very-secret-value-41"
-
-
-def client(wm: WireMock, base: str = "/api", behavior: dict[str, Any] | None = None) -> Any:
-    return create_rest_api(contract_config(f"{wm.base_url}{base}", behavior))
 
 
 # -- paths ---------------------------------------------------------------------------------------
@@ -54,7 +51,7 @@ def test_relative_path_is_appended_with_one_slash(
     wiremock: WireMock, base: str, path: str, expected: str
 ) -> None:
     always(wiremock, "GET", expected, respond(200, {"ok": 1}))
-    with client(wiremock, base) as api:
+    with client(wiremock, base=base) as api:
         assert api.get(path) == {"ok": 1}
     (entry,) = wiremock.requests()
     assert entry["url"] == expected
@@ -63,7 +60,7 @@ def test_relative_path_is_appended_with_one_slash(
 
 def test_absolute_url_is_used_as_given(wiremock: WireMock) -> None:
     always(wiremock, "GET", "/elsewhere/x", respond(200, {"abs": 1}))
-    with client(wiremock, "/api/v2") as api:
+    with client(wiremock, base="/api/v2") as api:
         assert api.get(f"{wiremock.base_url}/elsewhere/x") == {"abs": 1}
     (entry,) = wiremock.requests()
     assert entry["url"] == "/elsewhere/x"

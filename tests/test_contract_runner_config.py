@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import shutil
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
 
+from tests.support_clock import FakeClock
+from tests.support_scripts import ERROR_EXIT_CODES, ROOT, SIGNAL_WAIT, Project, Run, wait_for_line
 from tests.wiremock_server import WireMock, free_port
 from utils import auth, config_loader, redaction
 from utils.config_json import read_json_file
@@ -29,12 +26,9 @@ from utils.exceptions import ApiAuthenticationError, ConfigurationError
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parent.parent
 TOKEN_PATH = "/tenant-x/oauth2/v2.0/token"
 SECRET = "C0ntract-Client-S3cret~value"
 TOKEN = "eyJ0eXAiOiJKV1QifQ.eyJhdWQiOiJhcGkifQ.c2lnLXZhbHVl"
-RUN_TIMEOUT = 60
-SIGNAL_WAIT = 30
 SHORT_TIMEOUT_SECONDS = 0.3
 REDACTED_MARK = "[REDACTED]"
 
@@ -61,92 +55,6 @@ SEED_EXAMPLE: dict[str, Any] = {
         "batch-handling": {"read-batch-size": 100, "update-batch-size": 50},
     },
 }
-
-
-class Run:
-    """Outcome of one script run."""
-
-    def __init__(self, code: int, stdout: str, stderr: str):
-        self.code, self.stdout, self.stderr = code, stdout, stderr
-
-    def __repr__(self) -> str:
-        return f"Run(code={self.code}, stderr=\n{self.stderr})"
-
-
-class Project:
-    """A scratch copy of the toolkit with its own config/, output/ and logs/."""
-
-    def __init__(self, root: Path):
-        self.root = root
-
-    def write_config(self, data: Any, org: str = "acme", env: str = "test") -> Path:
-        path = self.root / "config" / f"{org}-{env}-config.json"
-        if isinstance(data, bytes):
-            path.write_bytes(data)
-        else:
-            path.write_text(data if isinstance(data, str) else json.dumps(data, indent=2))
-        return path
-
-    def write_secrets(
-        self, data: Any, org: str = "acme", env: str = "test", mode: int = 0o600
-    ) -> Path:
-        path = self.root / "config" / f"{org}-{env}-config-secrets.json"
-        path.write_text(data if isinstance(data, str) else json.dumps(data))
-        path.chmod(mode)
-        return path
-
-    def command(self, script: str, *args: str) -> list[str]:
-        return [sys.executable, "-m", f"tests.scripts.{script}", *args]
-
-    def environment(self, extra: dict[str, str] | None) -> dict[str, str]:
-        env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("TXO_", "PROBE_", "CONTRACT_"))
-        }
-        env.pop("PYTHONPATH", None)
-        env.update(extra or {})
-        return env
-
-    def run(self, script: str, *args: str, env: dict[str, str] | None = None) -> Run:
-        done = subprocess.run(
-            self.command(script, *args),
-            cwd=self.root,
-            env=self.environment(env),
-            capture_output=True,
-            text=True,
-            timeout=RUN_TIMEOUT,
-            check=False,
-        )
-        return Run(done.returncode, done.stdout, done.stderr)
-
-    def start(self, script: str, *args: str, env: dict[str, str] | None = None) -> Any:
-        return subprocess.Popen(
-            self.command(script, *args),
-            cwd=self.root,
-            env=self.environment(env),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-
-    def log_text(self) -> str:
-        return "".join(p.read_text() for p in sorted((self.root / "logs").glob("**/*.log")))
-
-    def outputs(self) -> list[str]:
-        folder = self.root / "output"
-        return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
-
-
-def make_project(root: Path) -> Project:
-    """Copy utils/, schemas/, the test scripts and the example configs to ``root``."""
-    skip = shutil.ignore_patterns("__pycache__")
-    shutil.copytree(ROOT / "utils", root / "utils", ignore=skip)
-    shutil.copytree(ROOT / "schemas", root / "schemas", ignore=skip)
-    shutil.copytree(ROOT / "tests" / "scripts", root / "tests" / "scripts", ignore=skip)
-    (root / "tests" / "__init__.py").touch()
-    (root / "config").mkdir()
-    for example in ROOT.joinpath("config").glob("*_example.json"):
-        shutil.copy(example, root / "config" / example.name)
-    return Project(root)
 
 
 def client_config(
@@ -188,11 +96,6 @@ def stub_token(wm: WireMock, token: str, expires_in: Any = 3599, **extra: Any) -
             **extra,
         }
     )
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Project:
-    return make_project(tmp_path / "proj")
 
 
 def assert_clean_exit(run: Run, code: int, *named: str) -> None:
@@ -759,16 +662,6 @@ def test_default_token_url_is_azure_ad_for_the_tenant() -> None:
     assert provider.can_refresh
 
 
-class FakeClock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.mark.parametrize(("expires_in", "fresh_until"), [(3600, 3300.0), (600, 300.0), (100, 50.0)])
 def test_token_is_cached_until_its_safety_margin(
     wiremock: WireMock, expires_in: int, fresh_until: float
@@ -885,20 +778,7 @@ def test_unreachable_token_endpoint_exits_three(project: Project) -> None:
 
 
 # -- exit codes, summary, signals ---------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("raised", "code"),
-    [
-        ("ConfigurationError", 2),
-        ("ValidationError", 2),
-        ("ApiAuthenticationError", 3),
-        ("ApiOperationError", 4),
-        ("ApiTimeoutError", 4),
-        ("ApiRateLimitError", 4),
-        ("CircuitOpenError", 4),
-        ("FileOperationError", 5),
-        ("HelpfulError", 1),
-    ],
-)
+@pytest.mark.parametrize(("raised", "code"), ERROR_EXIT_CODES)
 def test_each_error_class_has_its_exit_code(project: Project, raised: str, code: int) -> None:
     project.write_config({"global": {"api-base-url": "https://a.example.com"}})
     run = project.run(
@@ -973,18 +853,6 @@ def test_success_summary_has_the_real_counts(project: Project, wiremock: WireMoc
     assert project.outputs() and project.outputs()[0].startswith("items")
     items = wiremock.find("GET", "/api/items")
     assert all(r["headers"].get("Authorization") == f"Bearer {TOKEN}" for r in items)
-
-
-def wait_for_line(proc: Any, text: str) -> None:
-    deadline = time.monotonic() + SIGNAL_WAIT
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if text in line:
-            return
-        if not line and proc.poll() is not None:
-            break
-    proc.kill()
-    pytest.fail(f"script never printed {text!r}: {proc.communicate()[1]}")
 
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])

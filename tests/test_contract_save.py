@@ -24,30 +24,14 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from utils import path_helpers, run_stats
+from tests.support_files import every_file
+from utils import run_stats
 from utils.exceptions import ValidationError
 from utils.load_n_save import TxoDataHandler
 
 REPO = Path(__file__).resolve().parent.parent
 ROWS = [{"id": 1, "name": "Ada"}, {"id": 2, "name": "Lin"}]
 FRAME_COLUMNS = ["id", "name"]
-
-
-@pytest.fixture
-def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setattr(path_helpers, "PROJECT_ROOT", tmp_path)
-    run_stats.reset()
-    return tmp_path
-
-
-@pytest.fixture
-def handler() -> TxoDataHandler:
-    return TxoDataHandler()
-
-
-def every_file(root: Path) -> list[str]:
-    """Every file under the project root, hidden temporary files included."""
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
 
 
 def strict_json(text: str) -> Any:

@@ -26,6 +26,7 @@ import pandas as pd
 import pytest
 import xlsxwriter
 
+from tests.support_files import every_file
 from utils import path_helpers, run_stats
 from utils.exceptions import (
     ApiAuthenticationError,
@@ -54,15 +55,6 @@ def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setattr(path_helpers, "PROJECT_ROOT", project)
     run_stats.reset()
     return project
-
-
-@pytest.fixture
-def handler() -> TxoDataHandler:
-    return TxoDataHandler()
-
-
-def every_file(folder: Path) -> list[str]:
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
 
 
 def previous(root: Path, name: str, handler: TxoDataHandler) -> tuple[Path, bytes]:

@@ -7,7 +7,9 @@ The image's runtime stage is read from the Dockerfile: the files it copies, its 
 ``output/``, ``logs/`` and ``tmp/``; the process runs as uid/gid 10001 with no capabilities
 and ``no_new_privs`` (the Kubernetes security context), from a virtual environment holding
 the project's locked dependencies, with the image's environment and nothing else. The
-crontab example's first line runs the same way, with cron's environment.
+config folder is also laid out as the CronJob's projected volume (kubelet's links, root-owned
+files readable through ``fsGroup``), and a run as another uid stands for ``docker run --user``.
+The crontab example's first line runs the same way, with cron's environment.
 """
 
 from __future__ import annotations
@@ -49,12 +51,17 @@ TERM_WAIT = 30.0
 PROBE_CONFIG = {"global": {"api-base-url": "http://127.0.0.1:9/api"}}
 EXIT_USAGE = 2
 EXIT_TERMINATED = 143
+K8S_CONFIG_MODE = 0o440  # the projected volume's defaultMode in deploy/k8s/base/cronjob.yaml
+OWNER_ONLY_MODE = 0o400
+OTHER_UID = 12345  # a uid with no account in the image, as `docker run --user` gives one
 
 # Runs inside `unshare --mount`: mount the writable folders, make / read-only, drop to the
 # image's user and exec the image's entry point (so the test's PID is the script's PID).
 NAMESPACE_SCRIPT = r"""
 set -eu
-tree="$1"; rw="$2"; user="$3"; shift 3
+tree="$1"; rw="$2"; user="$3"; deps="$4"; deps_at="$5"; shift 5
+mount --bind "$deps" "$deps_at"
+mount -o remount,bind,ro "$deps_at"
 for d in output logs tmp; do mount --bind "$rw/$d" "$tree/$d"; done
 mount --bind "$tree/config" "$tree/config"
 mount -o remount,bind,ro "$tree/config"
@@ -96,6 +103,8 @@ class Image:
     entrypoint: list[str] = field(default_factory=list)
     tree: Path = Path()  # stands in for /app
     venv: Path = Path()  # stands in for /opt/venv
+    deps: Path = Path()  # the project's site-packages, read by the venv ...
+    deps_at: Path = Path()  # ... through a bind mount here, where the image's user can enter
 
     @property
     def ids(self) -> tuple[int, int]:
@@ -159,10 +168,13 @@ def image() -> Iterator[Image]:
     # The image's venv holds the locked runtime dependencies; here a venv of the same
     # Python reads them from the project's .venv.
     subprocess.run([python, "-m", "venv", "--without-pip", str(venv)], check=True)
+    # The checkout may sit under a folder the image's user cannot enter (mktemp -d is 0700):
+    # each run bind-mounts the project's site-packages at base/deps, which it can.
     site = next((venv / "lib").glob("python3*/site-packages"))
-    (site / "project-deps.pth").write_text(
-        f"{ROOT / '.venv' / 'lib' / site.parent.name / 'site-packages'}\n", encoding="utf-8"
-    )
+    spec.deps = ROOT / ".venv" / "lib" / site.parent.name / "site-packages"
+    spec.deps_at = base / "deps"
+    spec.deps_at.mkdir(mode=0o755)
+    (site / "project-deps.pth").write_text(f"{spec.deps_at}\n", encoding="utf-8")
     spec.tree, spec.venv = tree, venv
     try:
         yield spec
@@ -180,7 +192,10 @@ def run_dirs(image: Image) -> Iterator[Path]:
         (rw / d).mkdir()
         os.chown(rw / d, uid, gid)
     for f in (image.tree / "config").iterdir():
-        f.unlink()
+        if f.is_dir() and not f.is_symlink():
+            shutil.rmtree(f)
+        else:
+            f.unlink()
     try:
         yield rw
     finally:
@@ -198,8 +213,10 @@ def container_env(image: Image, extra: dict[str, str] | None = None) -> dict[str
     return env
 
 
-def namespace_command(image: Image, rw: Path, argv: list[str]) -> list[str]:
-    """The command running ``argv`` as the image's user on the read-only tree."""
+def namespace_command(
+    image: Image, rw: Path, argv: list[str], user: str | None = None
+) -> list[str]:
+    """The command running ``argv`` as ``user`` (the image's by default) on the read-only tree."""
     return [
         "unshare",
         "--mount",
@@ -211,17 +228,23 @@ def namespace_command(image: Image, rw: Path, argv: list[str]) -> list[str]:
         "sh",
         str(image.tree),
         str(rw),
-        image.user,
+        user or image.user,
+        str(image.deps),
+        str(image.deps_at),
         *argv,
     ]
 
 
 def start(
-    image: Image, rw: Path, args: list[str], extra_env: dict[str, str] | None = None
+    image: Image,
+    rw: Path,
+    args: list[str],
+    extra_env: dict[str, str] | None = None,
+    user: str | None = None,
 ) -> subprocess.Popen[str]:
-    """Start ``ENTRYPOINT args`` as the image's user on the read-only tree."""
+    """Start ``ENTRYPOINT args`` as ``user`` (the image's by default) on the read-only tree."""
     return subprocess.Popen(
-        namespace_command(image, rw, [*image.entrypoint, *args]),
+        namespace_command(image, rw, [*image.entrypoint, *args], user),
         cwd=str(image.tree),
         env=container_env(image, extra_env),
         stdout=subprocess.PIPE,
@@ -231,10 +254,14 @@ def start(
 
 
 def run(
-    image: Image, rw: Path, args: list[str], extra_env: dict[str, str] | None = None
+    image: Image,
+    rw: Path,
+    args: list[str],
+    extra_env: dict[str, str] | None = None,
+    user: str | None = None,
 ) -> tuple[int, str]:
     """Run to completion; return the exit code and the combined console output."""
-    proc = start(image, rw, args, extra_env)
+    proc = start(image, rw, args, extra_env, user)
     out, err = proc.communicate(timeout=RUN_TIMEOUT)
     return proc.returncode, out + err
 
@@ -329,6 +356,79 @@ def test_missing_config_exits_2_with_a_helpful_message(image: Image, run_dirs: P
     assert "❌ Problem:" in console
     assert "nosuch-prod-config.json" in console
     assert "Traceback" not in console
+
+
+def write_projected_config(
+    image: Image, files: dict[str, dict[str, Any]], modes: dict[str, int]
+) -> None:
+    """Lay ``config/`` out as the kubelet lays out the CronJob's projected volume.
+
+    The files live in a timestamped folder reached through the ``..data`` link, each name in
+    ``config/`` is a link into it, and everything is owned by root with the pod's ``fsGroup``
+    (the image's gid) as group, the files with the volume's ``defaultMode`` unless ``modes``
+    names another.
+    """
+    _, gid = image.ids
+    config = image.tree / "config"
+    stamp = config / "..2026_01_01_00_00_00.000000001"
+    stamp.mkdir()
+    os.chown(stamp, 0, gid)
+    stamp.chmod(0o755)
+    (config / "..data").symlink_to(stamp.name)
+    for name, data in files.items():
+        (stamp / name).write_text(json.dumps(data), encoding="utf-8")
+        os.chown(stamp / name, 0, gid)
+        (stamp / name).chmod(modes.get(name, K8S_CONFIG_MODE))
+        (config / name).symlink_to(f"..data/{name}")
+
+
+@pytest.mark.parametrize(
+    ("mode", "readable"),
+    [(K8S_CONFIG_MODE, True), (OWNER_ONLY_MODE, False)],
+    ids=["defaultMode-0440", "mode-0400-control"],
+)
+def test_config_reads_from_the_cronjobs_projected_volume_layout(
+    image: Image, run_dirs: Path, mode: int, readable: bool
+) -> None:
+    """Root-owned files readable through fsGroup, behind kubelet's links: the run reads both."""
+    write_projected_config(
+        image,
+        {
+            "probe-ci-config.json": PROBE_CONFIG,
+            "probe-ci-config-secrets.json": {"client-secret": "projected-secret-value"},
+        },
+        {"probe-ci-config-secrets.json": mode},
+    )
+
+    code, console = run(image, run_dirs, ["deploy_probe", "probe", "ci"])
+
+    assert (code == 0) is readable, console
+    assert ("probe-ci-config-secrets.json" in console) is not readable, console
+    assert (run_dirs / "output" / "probe-ci-probe.json").exists() is readable
+    assert "projected-secret-value" not in console
+    assert "Traceback" not in console
+
+
+def test_runs_as_the_invoking_user_as_docker_run_user_sets_it(image: Image, run_dirs: Path) -> None:
+    """``--user "$(id -u):$(id -g)"`` (README, crontab, compose's TXO_UID): an unknown uid."""
+    for d in WRITABLE:
+        os.chown(run_dirs / d, OTHER_UID, OTHER_UID)
+    write_config(image, "probe-ci-config.json", PROBE_CONFIG)
+    secrets = image.tree / "config" / "probe-ci-config-secrets.json"
+    secrets.write_text(json.dumps({"client-secret": "own-secret-value"}), encoding="utf-8")
+    os.chown(secrets, OTHER_UID, OTHER_UID)
+    secrets.chmod(0o600)
+
+    code, console = run(
+        image, run_dirs, ["deploy_probe", "probe", "ci"], user=f"{OTHER_UID}:{OTHER_UID}"
+    )
+
+    assert code == 0, console
+    saved = run_dirs / "output" / "probe-ci-probe.json"
+    facts = json.loads(saved.read_text(encoding="utf-8"))
+    assert (facts["uid"], facts["gid"]) == (OTHER_UID, OTHER_UID)
+    assert saved.stat().st_uid == OTHER_UID
+    assert "accessible by group or others" not in console
 
 
 def test_unknown_script_exits_2_naming_the_scripts(image: Image, run_dirs: Path) -> None:

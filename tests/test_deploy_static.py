@@ -9,10 +9,17 @@ image; the crontab locks and logs every job.
 
 from __future__ import annotations
 
+import ast
+import grp
 import json
+import os
+import pwd
 import re
+import shlex
 import shutil
 import subprocess
+import sys
+from importlib.metadata import packages_distributions
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +28,7 @@ import pytest
 import yaml
 
 from deploy.entrypoint import build_command, main
-from tests.test_deploy import runtime_instructions
+from tests.test_deploy import K8S_CONFIG_MODE, image_spec, runtime_instructions
 from tests.wiremock_server import DOCKER_IMAGE
 from utils.exceptions import HelpfulError
 
@@ -192,6 +199,8 @@ def test_toolkit_service_runs_locked_down_and_only_on_request() -> None:
     assert "./config:/app/config:ro" in toolkit["volumes"]
     assert {"./output:/app/output", "./logs:/app/logs"} <= set(toolkit["volumes"])
     assert toolkit["depends_on"]["wiremock"]["condition"] == "service_healthy"
+    assert toolkit["cap_drop"] == ["ALL"]
+    assert toolkit["security_opt"] == ["no-new-privileges:true"]
 
 
 # -- Kubernetes --------------------------------------------------------------------------------
@@ -319,3 +328,241 @@ def test_every_cron_job_runs_from_the_project_locked_and_logged() -> None:
         assert (ROOT / "src" / f"{script}.py").exists(), line
     assert len(locks) >= 2
     assert len(set(locks)) == len(locks), "each script/org/env needs its own lock"
+
+
+# -- what a real cluster and a real build would trip on ------------------------------------------
+JOB_NAME_SUFFIX = 11  # the CronJob controller appends "-" and a 10-digit schedule time
+JOB_NAME_MAX = 63
+LABEL_VALUE_MAX = 63
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+BASE_IMAGE_NAME = "registry.example.com/txo/txo-batch-toolkit"
+APP_PATHS = ("utils", "src", "schemas", "deploy")
+
+
+def test_cronjob_names_leave_room_for_the_jobs_they_create() -> None:
+    """A CronJob name over 52 characters is refused: its Jobs' names would pass 63."""
+    for doc in render(K8S):
+        name = doc["metadata"]["name"]
+        assert DNS_SUBDOMAIN.match(name), name
+        for value in doc["metadata"].get("labels", {}).values():
+            assert len(value) <= LABEL_VALUE_MAX, value
+        if doc["kind"] == "CronJob":
+            assert len(name) + JOB_NAME_SUFFIX <= JOB_NAME_MAX, name
+
+
+def test_projected_config_mode_is_the_one_the_runtime_test_lays_out() -> None:
+    (job,) = cronjobs(render(OVERLAYS[0]))
+    (volume,) = [v for v in pod_spec(job)["volumes"] if v["name"] == "config"]
+    assert volume["projected"]["defaultMode"] == K8S_CONFIG_MODE
+    assert pod_spec(job)["securityContext"]["fsGroup"] == RUNTIME_UID
+
+
+def _overlay_with_images(tmp_path: Path, name: str, tag: str) -> list[dict[str, Any]]:
+    """Render the first overlay from a copy of deploy/k8s with an ``images:`` entry added."""
+    copy = tmp_path / "k8s"
+    shutil.copytree(K8S, copy)
+    overlay = copy / "overlays" / OVERLAYS[0].name
+    with open(overlay / "kustomization.yaml", "a", encoding="utf-8") as handle:
+        handle.write(f'\nimages:\n  - name: {name}\n    newTag: "{tag}"\n')
+    (job,) = cronjobs(render(overlay))
+    return [c["image"] for c in pod_spec(job)["containers"]]
+
+
+def test_an_overlay_pins_another_image_under_the_name_the_base_produces(tmp_path: Path) -> None:
+    """README, "Running on Kubernetes": the override an overlay needs, and the one that fails."""
+    kustomization = yaml.safe_load((K8S / "base" / "kustomization.yaml").read_text("utf-8"))
+    (entry,) = kustomization["images"]
+    assert entry["newName"] == BASE_IMAGE_NAME
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert "name the base produces (`name: REGISTRY/txo/txo-batch-toolkit`" in readme
+
+    assert _overlay_with_images(tmp_path / "a", BASE_IMAGE_NAME, "9.9.9") == [
+        f"{BASE_IMAGE_NAME}:9.9.9"
+    ]
+    assert _overlay_with_images(tmp_path / "b", "txo-batch-toolkit", "9.9.9") == [
+        f"{BASE_IMAGE_NAME}:{entry['newTag']}"
+    ]
+
+
+def _third_party_imports() -> set[str]:
+    found: set[str] = set()
+    files = [*(ROOT / "utils").glob("*.py"), *(ROOT / "src").glob("*.py")]
+    for path in [*files, ROOT / "deploy" / "entrypoint.py"]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            found.update(n.split(".")[0] for n in names)
+    local = {"utils", "src", "deploy", "__future__"}
+    return {n for n in found - local if n not in sys.stdlib_module_names}
+
+
+def test_the_image_lock_holds_every_package_the_code_imports() -> None:
+    """The image installs requirements-runtime.lock only; the tests' .venv has far more."""
+
+    def canonical(name: str) -> str:
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    lock = ROOT / "requirements-runtime.lock"
+    locked = {
+        canonical(line.split("==")[0])
+        for line in lock.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    providers = packages_distributions()
+    imports = _third_party_imports()
+    assert {"pandas", "requests"} <= imports  # the scan sees the code's imports
+    missing = {
+        module: providers.get(module)
+        for module in imports
+        if not {canonical(d) for d in providers.get(module, [])} & locked
+    }
+    assert not missing, f"imported but not in {lock.name}: {missing}"
+
+
+def test_runtime_stage_makes_the_copied_code_readable_whatever_the_umask() -> None:
+    """A checkout made with umask 077 has 600 files: root-owned, the runtime user could not read
+    them unless the image resets the modes."""
+    stage = runtime_instructions((ROOT / "Dockerfile").read_text(encoding="utf-8"))
+    copied = {
+        shlex.split(args)[-1].rstrip("/").split("/")[0]
+        for word, args in stage
+        if word == "COPY" and not args.startswith("--from")
+    }
+    assert copied == set(APP_PATHS)
+    chmods = [
+        part.strip()
+        for word, args in stage
+        if word == "RUN"
+        for part in args.split("&&")
+        if part.strip().startswith("chmod -R u=rwX,go=rX ")
+    ]
+    assert len(chmods) == 1
+    assert set(chmods[0].split()[3:]) == set(APP_PATHS)
+
+
+def test_crontab_container_line_runs_the_image_as_the_readme_does() -> None:
+    """The commented container line: plain docker run (compose would start the demo API)."""
+    lines = [
+        line.lstrip("# ")
+        for line in CRONTAB.read_text(encoding="utf-8").splitlines()
+        if " docker " in line and line.startswith("# ") and line.split()[1][0].isdigit()
+    ]
+    assert len(lines) == 1
+    command = lines[0].split(None, CRON_FIELDS)[CRON_FIELDS]
+    assert "docker compose" not in command
+    docker = shlex.split(command.split(" flock -n -E 75 ")[1].split(" >> ")[0])[1:]
+    assert docker[:2] == ["docker", "run"]
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("```bash\ndocker build -t txo-batch-toolkit .\n")[1].split("```")[0]
+    documented = shlex.split(block.replace("\\\n", " "))
+    assert (
+        docker[: docker.index("txo-batch-toolkit")]
+        == documented[: documented.index("txo-batch-toolkit")]
+    )
+    for flag in ("--read-only", "--init", "--rm", "--user"):
+        assert flag in docker
+    assert "$PWD/config:/app/config:ro" in docker
+
+
+def test_readme_cron_line_is_the_examples_line() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("```cron\n")[1].split("```")[0].strip()
+    assert block == cron_jobs()[0]
+
+
+def test_logrotate_rotates_the_cron_logs_and_leaves_the_run_logs(tmp_path: Path) -> None:
+    """deploy/cron/logrotate.conf as installed (path and user changed), forced once."""
+    logrotate = shutil.which("logrotate") or shutil.which("/usr/sbin/logrotate")
+    if logrotate is None:
+        pytest.skip("logrotate is not installed")
+    user = pwd.getpwuid(os.getuid()).pw_name
+    group = grp.getgrgid(os.getgid()).gr_name
+    logs = tmp_path / "project" / "logs"
+    logs.mkdir(parents=True)
+    logs.chmod(0o755)  # logrotate refuses a group- or world-writable folder without su
+    text = (ROOT / "deploy" / "cron" / "logrotate.conf").read_text(encoding="utf-8")
+    text = text.replace("/opt/txo-batch-toolkit", str(tmp_path / "project"))
+    conf = tmp_path / "txo.conf"
+    conf.write_text(text.replace("txo txo", f"{user} {group}"), encoding="utf-8")
+    (logs / "cron-report-acme-prod.log").write_text("run 1\n", encoding="utf-8")
+    (logs / "acme-prod-report_2026-01-01T0000Z.log").write_text("debug\n", encoding="utf-8")
+
+    done = subprocess.run(
+        [logrotate, "--force", "--state", str(tmp_path / "state"), str(conf)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in logs.iterdir()) == [
+        "acme-prod-report_2026-01-01T0000Z.log",
+        "cron-report-acme-prod.log",
+        "cron-report-acme-prod.log.1",  # compressed at the next rotation (delaycompress)
+    ]
+    assert (logs / "cron-report-acme-prod.log.1").read_text(encoding="utf-8") == "run 1\n"
+    assert (logs / "cron-report-acme-prod.log").stat().st_size == 0
+
+
+# Volume types the "restricted" Pod Security Standard admits (kubernetes.io/docs, Pod Security
+# Standards): a CronJob with any other is refused by the txo-batch namespace.
+RESTRICTED_VOLUME_TYPES = frozenset(
+    {
+        "configMap",
+        "csi",
+        "downwardAPI",
+        "emptyDir",
+        "ephemeral",
+        "persistentVolumeClaim",
+        "projected",
+        "secret",
+    }
+)
+
+
+def test_every_pod_uses_only_volume_types_the_restricted_standard_admits() -> None:
+    for job in cronjobs(render(K8S)):
+        pod = pod_spec(job)
+        for volume in pod["volumes"]:
+            assert set(volume) - {"name"} <= RESTRICTED_VOLUME_TYPES, volume
+        assert not {"hostNetwork", "hostPID", "hostIPC"} & set(pod)
+        for container in pod["containers"]:
+            assert "ports" not in container
+            assert not container["securityContext"].get("privileged", False)
+            assert "add" not in container["securityContext"]["capabilities"]
+
+
+def test_image_compose_and_cronjob_agree_on_the_runtime_user() -> None:
+    assert image_spec().ids == (RUNTIME_UID, RUNTIME_UID)
+    (job,) = cronjobs(render(OVERLAYS[0]))
+    context = pod_spec(job)["securityContext"]
+    assert (context["runAsUser"], context["runAsGroup"], context["fsGroup"]) == (RUNTIME_UID,) * 3
+    assert compose()["services"]["toolkit"]["user"].endswith(f":-{RUNTIME_UID}}}")
+
+
+def test_crontab_prune_line_deletes_only_old_run_logs(tmp_path: Path) -> None:
+    """The weekly line, run by bash as cron would: old per-run logs go, the rest stays."""
+    (prune,) = [line for line in cron_jobs() if " find logs " in line]
+    command = prune.split(None, CRON_FIELDS)[CRON_FIELDS]
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    old, new = "acme-prod-report_2026-01-01T0000Z.log", "acme-prod-report_2026-03-01T0000Z.log"
+    kept_old = ["cron-report-acme-prod.log", "cron-report-acme-prod.log.2.gz", "x.lock"]
+    for name in [old, new, *kept_old]:
+        (logs / name).write_text("x\n", encoding="utf-8")
+    for name in [old, *kept_old]:
+        os.utime(logs / name, (0, 0))  # 1970: far past 30 days
+
+    done = subprocess.run(
+        ["/bin/bash", "-c", command.replace("/opt/txo-batch-toolkit", str(tmp_path))],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in logs.iterdir()) == sorted([new, *kept_old])

@@ -12,29 +12,14 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from utils import path_helpers, run_stats
+from tests.support_files import every_file
+from utils import run_stats
 from utils.exceptions import ConfigurationError, FileOperationError, ValidationError
 from utils.load_n_save import ACCEPTED, TxoDataHandler, timestamped_filename
 
 BIG_DECIMAL = Decimal("12345678901234567890.123456789")
 INT64_MAX = 2**63 - 1
 UNICODE = ["😀 emoji", "中文 CJK", "עברית RTL", "e\u0301 combining"]
-
-
-@pytest.fixture
-def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setattr(path_helpers, "PROJECT_ROOT", tmp_path)
-    run_stats.reset()
-    return tmp_path
-
-
-@pytest.fixture
-def handler() -> TxoDataHandler:
-    return TxoDataHandler()
-
-
-def files_under(folder: Path) -> list[str]:
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
 
 
 def sample_frame() -> pd.DataFrame:
@@ -220,7 +205,7 @@ def test_parquet_column_mixing_types_is_a_validation_error(
     with pytest.raises(ValidationError) as info:
         handler.save(pd.DataFrame({"mixed": [1, "one"]}), "output", "m.parquet")
     assert info.value.what_went_wrong.startswith("Cannot convert the rows from row 0 to Parquet")
-    assert files_under(root) == []
+    assert every_file(root) == []
 
 
 def test_parquet_empty_frame_keeps_its_columns(root: Path, handler: TxoDataHandler) -> None:
@@ -316,7 +301,7 @@ def test_xlsx_sheet_name_kwarg(root: Path, handler: TxoDataHandler) -> None:
 def test_xlsx_sheet_name_kwarg_with_a_dict_is_rejected(root: Path, handler: TxoDataHandler) -> None:
     with pytest.raises(ValidationError, match="dict's keys name its sheets"):
         handler.save({"a": pd.DataFrame()}, "output", "k.xlsx", sheet_name="Data")
-    assert files_under(root) == []
+    assert every_file(root) == []
 
 
 # --- counting and logging ----------------------------------------------------------------
@@ -376,7 +361,7 @@ def test_wrong_data_type_is_rejected_naming_what_is_accepted_and_nothing_is_writ
         handler.save(data, "output", f"sub/out{ext}")
     message = info.value.what_went_wrong
     assert ACCEPTED[ext] in message or "not a dict" in message
-    assert files_under(root) == []
+    assert every_file(root) == []
     assert run_stats.get(run_stats.FILES_WRITTEN) == 0
 
 
@@ -398,7 +383,7 @@ def test_unknown_extension_is_rejected_listing_the_supported_ones(
     assert info.value.how_to_fix == (
         "Name the file with one of: .json, .jsonl, .csv, .parquet, .xlsx, .txt."
     )
-    assert files_under(root) == []
+    assert every_file(root) == []
 
 
 @pytest.mark.parametrize(
@@ -410,7 +395,7 @@ def test_escaping_or_absolute_names_are_rejected_and_nothing_is_written(
     before = set(Path("/tmp").iterdir())
     with pytest.raises(FileOperationError):
         handler.save([{"a": 1}], "output", filename)
-    assert files_under(root) == []
+    assert every_file(root) == []
     assert set(Path("/tmp").iterdir()) == before
     assert run_stats.get(run_stats.FILES_WRITTEN) == 0
 
@@ -418,7 +403,7 @@ def test_escaping_or_absolute_names_are_rejected_and_nothing_is_written(
 def test_unknown_category_is_rejected(root: Path, handler: TxoDataHandler) -> None:
     with pytest.raises(FileOperationError, match="Unknown folder category"):
         handler.save([{"a": 1}], "secrets", "x.csv")
-    assert files_under(root) == []
+    assert every_file(root) == []
 
 
 # --- loads ---------------------------------------------------------------------------------

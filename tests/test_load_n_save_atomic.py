@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 import xlsxwriter.worksheet
 
-from utils import atomic_write, json_encoding, path_helpers, run_stats, table_writers
+from utils import atomic_write, json_encoding, run_stats, table_writers
 from utils.exceptions import FileOperationError
 from utils.load_n_save import TxoDataHandler
 
@@ -36,16 +36,10 @@ class Terminated(BaseException):
 
 
 @pytest.fixture
-def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setattr(path_helpers, "PROJECT_ROOT", tmp_path)
-    (tmp_path / "output").mkdir()
-    run_stats.reset()
-    return tmp_path
-
-
-@pytest.fixture
-def handler() -> TxoDataHandler:
-    return TxoDataHandler()
+def root(root: Path) -> Path:
+    """The shared project root, with its output/ folder made."""
+    (root / "output").mkdir()
+    return root
 
 
 def previous(root: Path, name: str) -> Path:

@@ -11,29 +11,13 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from utils import path_helpers, run_stats
+from tests.support_files import every_file
 from utils.exceptions import ApiOperationError, FileOperationError, HelpfulError, ValidationError
 from utils.json_encoding import encode, iso_duration
 from utils.load_n_save import TxoDataHandler, timestamped_filename
 from utils.path_helpers import check_path
 
 NAME_BYTES_LIMIT = 255
-
-
-@pytest.fixture
-def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setattr(path_helpers, "PROJECT_ROOT", tmp_path)
-    run_stats.reset()
-    return tmp_path
-
-
-@pytest.fixture
-def handler() -> TxoDataHandler:
-    return TxoDataHandler()
-
-
-def every_file(root: Path) -> list[str]:
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
 
 
 @pytest.mark.parametrize("ext", [".txt", ".xlsx", ".csv"])

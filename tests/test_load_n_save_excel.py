@@ -10,16 +10,10 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from utils import excel_writer, path_helpers
+from utils import excel_writer
 from utils.excel_writer import MAX_COLUMN_WIDTH, sheet_names
 from utils.exceptions import ValidationError
 from utils.load_n_save import TxoDataHandler
-
-
-@pytest.fixture
-def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setattr(path_helpers, "PROJECT_ROOT", tmp_path)
-    return tmp_path
 
 
 def save_and_open(data: object, name: str = "book.xlsx", **kwargs: object) -> openpyxl.Workbook:

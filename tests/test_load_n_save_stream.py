@@ -11,20 +11,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from utils import path_helpers, table_writers
+from utils import table_writers
 from utils.exceptions import ValidationError
 from utils.load_n_save import TxoDataHandler
-
-
-@pytest.fixture
-def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setattr(path_helpers, "PROJECT_ROOT", tmp_path)
-    return tmp_path
-
-
-@pytest.fixture
-def handler() -> TxoDataHandler:
-    return TxoDataHandler()
 
 
 def pages(*batches: Any) -> Iterator[Any]:

@@ -375,7 +375,7 @@ def test_bad_format_and_level_are_configuration_errors(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr
     assert "ConfigurationError Unknown log format 'xml'." in run.stdout
     assert "ConfigurationError Unknown log level 'LOUD'." in run.stdout
-    assert "Ignoring TXO_LOG_FORMAT='yaml' is not text or json; using the default." in run.stderr
+    assert "TXO_LOG_FORMAT='yaml' is not text or json: ignored, using the default." in run.stderr
     assert re.search(r"INFO     \[txo\] still text", run.stderr)
 
 
@@ -447,3 +447,24 @@ def test_json_fields_are_redacted_and_never_raise(tmp_path: Path) -> None:
     for secret in ("dict-msg-tok-1", "nest-sec-2", "Hostile-Extra-Secret", "list-tok-4567"):
         assert secret not in run.stderr
         assert secret not in run.file_text
+
+
+def test_an_unopenable_log_file_falls_back_to_the_console_without_raising(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from utils.logger import RunFileHandler
+
+    # The folder does not exist, so opening the file fails as a read-only logs/ would.
+    handler = RunFileHandler(tmp_path / "gone" / "run.log", encoding="utf-8", delay=True)
+    record = logging.LogRecord("x", logging.ERROR, __file__, 1, "boom %s", ("arg",), None)
+    with caplog.at_level(logging.WARNING, logger="utils.logger"):
+        handler.emit(record)
+        handler.emit(record)  # the second record is dropped quietly
+    assert handler.failed
+    warnings = [r.getMessage() for r in caplog.records if r.name == "utils.logger"]
+    assert len(warnings) == 1
+    assert warnings[0].startswith("Logging to the console only: cannot open the log file")
+    assert not (tmp_path / "gone").exists()
+    handler.close()

@@ -5,111 +5,22 @@ exit code, SIGTERM and SIGINT, and each bad input (right code, no traceback, key
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import signal
 import stat
-import subprocess
-import sys
-import time
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
 
+from tests.support_scripts import ERROR_EXIT_CODES, SIGNAL_WAIT, Project, Run, wait_for_line
 from tests.wiremock_server import WireMock, free_port
 
-ROOT = Path(__file__).resolve().parent.parent
 TOKEN_PATH = "/oauth2/v2.0/token"
 SECRET = "Cl1ent-S3cret-Value-9f8e7d"
 TOKEN = "eyJhbGciOi.run-token.Sig42"
-RUN_TIMEOUT = 60
-SIGNAL_WAIT = 30
 LINE_COUNT, LINE = 200, "0123456789" * 10 + "\n"
 
 pytestmark = pytest.mark.integration
-
-
-class Project:
-    """A scratch copy of the toolkit with its own config/, output/ and logs/."""
-
-    def __init__(self, root: Path):
-        self.root = root
-
-    def write_config(self, data: Any, org: str = "acme", env: str = "test") -> Path:
-        path = self.root / "config" / f"{org}-{env}-config.json"
-        path.write_text(data if isinstance(data, str) else json.dumps(data, indent=2))
-        return path
-
-    def write_secrets(
-        self, data: Any, org: str = "acme", env: str = "test", mode: int = 0o600
-    ) -> Path:
-        path = self.root / "config" / f"{org}-{env}-config-secrets.json"
-        path.write_text(data if isinstance(data, str) else json.dumps(data))
-        path.chmod(mode)
-        return path
-
-    def command(self, script: str, *args: str) -> list[str]:
-        return [sys.executable, "-m", f"tests.scripts.{script}", *args]
-
-    def environment(self, extra: dict[str, str] | None) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("TXO_", "PROBE_"))}
-        env.pop("PYTHONPATH", None)
-        env.update(extra or {})
-        return env
-
-    def run(self, script: str, *args: str, env: dict[str, str] | None = None) -> Run:
-        done = subprocess.run(
-            self.command(script, *args),
-            cwd=self.root,
-            env=self.environment(env),
-            capture_output=True,
-            text=True,
-            timeout=RUN_TIMEOUT,
-            check=False,
-        )
-        return Run(done.returncode, done.stdout, done.stderr, self)
-
-    def start(self, script: str, *args: str) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            self.command(script, *args),
-            cwd=self.root,
-            env=self.environment(None),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-
-    def log_text(self) -> str:
-        return "".join(p.read_text() for p in sorted((self.root / "logs").glob("**/*.log")))
-
-
-class Run:
-    """Outcome of one script run."""
-
-    def __init__(self, code: int, stdout: str, stderr: str, project: Project):
-        self.code, self.stdout, self.stderr, self.project = code, stdout, stderr, project
-
-    def report(self) -> dict[str, Any]:
-        return dict(json.loads(self.stdout.strip().splitlines()[-1]))
-
-    def __repr__(self) -> str:
-        return f"Run(code={self.code}, stderr=\n{self.stderr})"
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Project:
-    root = tmp_path / "proj"
-    skip = shutil.ignore_patterns("__pycache__")
-    shutil.copytree(ROOT / "utils", root / "utils", ignore=skip)
-    shutil.copytree(ROOT / "schemas", root / "schemas", ignore=skip)
-    shutil.copytree(ROOT / "tests" / "scripts", root / "tests" / "scripts", ignore=skip)
-    (root / "tests" / "__init__.py").touch()
-    (root / "config").mkdir()
-    for example in ROOT.joinpath("config").glob("*_example.json"):
-        shutil.copy(example, root / "config" / example.name)
-    return Project(root)
 
 
 def base_config(token_url: str) -> dict[str, Any]:
@@ -240,20 +151,7 @@ def test_no_token_wanted_needs_no_secrets(project: Project, wiremock: WireMock) 
 
 
 # -- exit codes ----------------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("raised", "code"),
-    [
-        ("ConfigurationError", 2),
-        ("ValidationError", 2),
-        ("ApiAuthenticationError", 3),
-        ("ApiOperationError", 4),
-        ("ApiTimeoutError", 4),
-        ("ApiRateLimitError", 4),
-        ("CircuitOpenError", 4),
-        ("FileOperationError", 5),
-        ("HelpfulError", 1),
-    ],
-)
+@pytest.mark.parametrize(("raised", "code"), ERROR_EXIT_CODES)
 def test_helpful_errors_map_to_exit_codes(configured: Project, raised: str, code: int) -> None:
     run = configured.run("probe", "acme", "test", env={"PROBE_RAISE": raised})
     assert_clean_failure(run, code)
@@ -319,19 +217,6 @@ def test_unreachable_token_endpoint_exits_three(project: Project) -> None:
     run = project.run("probe", "acme", "test")
     assert_clean_failure(run, 3)
     assert "Cannot connect to the token endpoint" in run.stderr
-
-
-def wait_for_line(proc: subprocess.Popen[str], text: str) -> None:
-    assert proc.stdout is not None
-    deadline = time.monotonic() + SIGNAL_WAIT
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if text in line:
-            return
-        if not line and proc.poll() is not None:
-            break
-    proc.kill()
-    pytest.fail(f"script never printed {text!r}: {proc.communicate()[1]}")
 
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])

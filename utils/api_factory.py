@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from utils.api_settings import behavior
 from utils.http_body import decode_body
@@ -41,7 +41,25 @@ ABSOLUTE_URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://")
 """``scheme://…``: used as given (only http and https can be sent; others are an error)."""
 
 
-class TxoRestAPI:
+class _ClosedOnExit:
+    """``with`` support for a class with ``close()``: leaving the block closes it."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class TxoRestAPI(_ClosedOnExit):
     """A resilient REST client for one API (see the module docstring).
 
     Args:
@@ -249,17 +267,6 @@ class TxoRestAPI:
         """Close the session and its connections."""
         self.transport.close()
 
-    def __enter__(self) -> TxoRestAPI:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
 
 def create_rest_api(config: Mapping[str, Any], require_auth: bool = True) -> TxoRestAPI:
     """A new client for ``config`` (close it, or prefer :class:`ApiManager`).
@@ -276,7 +283,7 @@ def create_rest_api(config: Mapping[str, Any], require_auth: bool = True) -> Txo
     return TxoRestAPI(config, require_auth=require_auth)
 
 
-class ApiManager:
+class ApiManager(_ClosedOnExit):
     """Hands out one client per setting and closes every one of them on exit.
 
     Example:
@@ -304,17 +311,6 @@ class ApiManager:
             clients, self._clients = list(self._clients.values()), {}
         for client in clients:
             client.close()
-
-    def __enter__(self) -> ApiManager:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 __all__ = ["ApiManager", "TxoRestAPI", "create_rest_api", "decode_body"]

@@ -219,7 +219,7 @@ def auth_error(
     again = " even after a token refresh" if refreshed else ""
     return ApiAuthenticationError(
         f"{method} {shown} was rejected with HTTP 401 (unauthorized){again}.{said}",
-        "Check the token: a fresh az-token in the secrets file, or client credentials "
+        "Put a fresh az-token in the secrets file, or configure client credentials "
         "(client-id, client-secret, oauth-scope) that grant access to this API; the scope "
         "must match global → api-base-url.",
         '"oauth-scope": "https://api.businesscentral.dynamics.com/.default"',
@@ -296,43 +296,31 @@ def transport_error(
         )
     kind = type(err).__name__
     if isinstance(err, BAD_URL_ERRORS):
-        return ApiOperationError(
-            f"{method} {shown} could not be sent: the URL is not valid ({kind}).",
+        what = f"{method} {shown} could not be sent: the URL is not valid ({kind})."
+        fix = (
             "Check global → api-base-url in the config and the path passed to the client "
-            "(relative to api-base-url, or a full http(s) URL).",
-            '"api-base-url": "https://api.example.com/v2"',
-            status_code=None,
-            url=shown,
-            method=method,
+            "(relative to api-base-url, or a full http(s) URL)."
         )
-    if isinstance(err, requests.exceptions.SSLError):
-        return ApiOperationError(
-            f"{method} {shown} failed: the TLS connection could not be verified or set up.",
+        example: str | None = '"api-base-url": "https://api.example.com/v2"'
+    elif isinstance(err, requests.exceptions.SSLError):
+        what = f"{method} {shown} failed: the TLS connection could not be verified or set up."
+        fix = (
             "Check the certificate of the API host; behind a proxy that inspects TLS, point "
-            "REQUESTS_CA_BUNDLE at your organisation's CA bundle.",
-            "export REQUESTS_CA_BUNDLE=/etc/ssl/certs/corporate-ca.pem",
-            status_code=None,
-            url=shown,
-            method=method,
+            "REQUESTS_CA_BUNDLE at your organisation's CA bundle."
         )
-    if isinstance(err, requests.exceptions.TooManyRedirects):
-        return ApiOperationError(
-            f"{method} {shown} was redirected too many times (a redirect loop).",
-            "Check the URL and global → api-base-url: the API keeps sending it elsewhere.",
-            None,
-            status_code=None,
-            url=shown,
-            method=method,
+        example = "export REQUESTS_CA_BUNDLE=/etc/ssl/certs/corporate-ca.pem"
+    elif isinstance(err, requests.exceptions.TooManyRedirects):
+        what = f"{method} {shown} was redirected too many times (a redirect loop)."
+        fix = "Check the URL and global → api-base-url: the API keeps sending it elsewhere."
+        example = None
+    else:
+        what = f"{method} {shown} failed before a complete response arrived ({kind}){tries}."
+        fix = (
+            "Check the network, proxy and global → api-base-url; if the API drops connections "
+            "under load, lower rate-limiting → calls-per-second."
         )
-    return ApiOperationError(
-        f"{method} {shown} failed before a complete response arrived ({kind}){tries}.",
-        "Check the network, proxy and global → api-base-url; if the API drops connections "
-        "under load, lower rate-limiting → calls-per-second.",
-        None,
-        status_code=None,
-        url=shown,
-        method=method,
-    )
+        example = None
+    return ApiOperationError(what, fix, example, status_code=None, url=shown, method=method)
 
 
 def async_timeout_error(

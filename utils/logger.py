@@ -103,7 +103,30 @@ class TxoLogger(_AdapterBase):
 
 
 class RunFileHandler(SafeHandlerMixin, logging.FileHandler):
-    """The per-run DEBUG file; opened on the first record, renamed when the context is set."""
+    """The per-run DEBUG file; opened on the first record, renamed when the context is set.
+
+    When the file cannot be opened (``logs/`` read-only, disk full), the run goes on with the
+    console only and says so once: losing the log file must not fail a batch job.
+    """
+
+    failed = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Write ``record``; on the first failure to open the file, fall back to the console."""
+        if self.failed:
+            return
+        if self.stream is None:
+            try:
+                self.stream = self._open()
+            except OSError as err:
+                self.failed = True
+                log.warning(
+                    "Logging to the console only: cannot open the log file %s (%s).",
+                    self.baseFilename,
+                    err.strerror,
+                )
+                return
+        super().emit(record)
 
     def rename(self, target: Path) -> None:
         """Move the file to ``target`` and keep writing there."""
@@ -300,7 +323,7 @@ def _install() -> None:
     if sys.unraisablehook is sys.__unraisablehook__:
         sys.unraisablehook = _log_unraisable
     for problem in problems:
-        log.warning("Ignoring %s; using the default.", problem)
+        log.warning("%s: ignored, using the default.", problem)
 
 
 def setup_logger(org_id: str | None = None) -> TxoLogger:
@@ -387,4 +410,6 @@ def get_log_file() -> Path | None:
         The path, or None before :func:`setup_logger` or when ``logs/`` is not writable.
     """
     with _state.lock:
-        return Path(_state.file.baseFilename) if _state.file is not None else None
+        if _state.file is None or _state.file.failed:
+            return None
+        return Path(_state.file.baseFilename)

@@ -88,6 +88,20 @@ MAX_NAME_LENGTH = 64
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("text", "json")
 USAGE = "ORG_ID ENV_TYPE [--log-format text|json] [--log-level LEVEL]"
+# The console options: how a value's case is folded, its choices and its help line; read
+# early (see _console_options_early) and again by the full parse.
+CONSOLE_OPTIONS: dict[str, tuple[Callable[[str], str], tuple[str, ...], str]] = {
+    "--log-format": (
+        str.lower,
+        LOG_FORMATS,
+        "console format (default: text, or $TXO_LOG_FORMAT)",
+    ),
+    "--log-level": (
+        str.upper,
+        LOG_LEVELS,
+        "console level (default: INFO, or $TXO_LOG_LEVEL); the log file always has DEBUG",
+    ),
+}
 
 
 class ScriptTerminated(BaseException):
@@ -162,15 +176,15 @@ def _console_options_early(argv: Sequence[str] | None) -> None:
     read on its own; a bad or missing value is left for the full parse to report.
     """
     settings: dict[str, str] = {}
-    for option in ("--log-format", "--log-level"):
+    for option, (fold_case, choices, _help) in CONSOLE_OPTIONS.items():
         parser = argparse.ArgumentParser(add_help=False, exit_on_error=False)
-        parser.add_argument(option, type=str.upper if option == "--log-level" else str.lower)
+        parser.add_argument(option, type=fold_case)
         try:
             known, _ = parser.parse_known_args(argv)
         except argparse.ArgumentError:  # no value after the option: the full parse reports it
             continue
         value = getattr(known, option[2:].replace("-", "_"))
-        if value in (*LOG_FORMATS, *LOG_LEVELS):
+        if value in choices:
             settings[option] = value
     txo_logger.configure_console(
         log_format=settings.get("--log-format"), level=settings.get("--log-level")
@@ -193,20 +207,8 @@ def parse_args(description: str, argv: Sequence[str] | None = None) -> argparse.
     )
     parser.add_argument("org_id", metavar="ORG_ID", help="organisation, e.g. acme")
     parser.add_argument("env_type", metavar="ENV_TYPE", help="environment, e.g. prod or test")
-    parser.add_argument(
-        "--log-format",
-        type=str.lower,
-        choices=LOG_FORMATS,
-        default=None,
-        help="console format (default: text, or $TXO_LOG_FORMAT)",
-    )
-    parser.add_argument(
-        "--log-level",
-        type=str.upper,
-        choices=LOG_LEVELS,
-        default=None,
-        help="console level (default: INFO, or $TXO_LOG_LEVEL); the log file always has DEBUG",
-    )
+    for option, (fold_case, choices, help_text) in CONSOLE_OPTIONS.items():
+        parser.add_argument(option, type=fold_case, choices=choices, default=None, help=help_text)
     args = parser.parse_args(argv)
     _check_name("ORG_ID", args.org_id, prog)
     _check_name("ENV_TYPE", args.env_type, prog)
