@@ -183,7 +183,7 @@ def test_csv_later_batch_with_a_new_column_is_rejected(
 
 def test_csv_columns_are_united_within_the_first_batch(root: Path, handler: TxoDataHandler) -> None:
     data = pages([{"a": 1}], [{"b": 2}])
-    assert handler.save(data, "output", "u.csv").read_text() == "a,b\n1.0,\n,2.0\n"
+    assert handler.save(data, "output", "u.csv").read_text() == "a,b\n1,\n,2\n"
 
 
 def test_csv_empty_stream_writes_an_empty_file(root: Path, handler: TxoDataHandler) -> None:
@@ -232,3 +232,12 @@ def test_csv_header_aliases_are_written_once(
 ) -> None:
     path = handler.save(numbered(2, 2), "output", "a.csv", header=["Identifier"])
     assert path.read_text() == "Identifier\n0\n1\n2\n3\n"
+
+
+def test_csv_keeps_whole_numbers_whole_and_fractions_as_written(
+    root: Path, handler: TxoDataHandler
+) -> None:
+    data = [{"n": 7, "x": 1.5}, {"n": None, "x": None}, {"n": 2**40, "x": 2.0}]
+    assert handler.save(data, "output", "w.csv").read_text() == (
+        "n,x\n7,1.5\n,\n1099511627776,2.0\n"
+    )

@@ -24,7 +24,10 @@ left by ``logging.basicConfig`` is removed at setup, since it would print every 
 the second time unredacted.
 
 Toolkit modules simply use ``log = logging.getLogger(__name__)``. Scripts call
-``logger = setup_logger()`` at import and log with ``%``-style arguments.
+``logger = setup_logger()`` at import and log with ``%``-style arguments. That import-time
+call is what "runs at import" means: importing ``utils`` itself installs nothing (a library
+or test process that imports the toolkit keeps its own logging and hooks), and
+``run_script`` / ``parse_args_and_load_config`` call it again (a no-op) before anything else.
 
 Example:
     >>> logger = setup_logger()

@@ -20,10 +20,10 @@ from urllib.parse import urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
-from utils import redaction, run_stats
+from utils import redaction, run_control, run_stats
 from utils.api_common import CircuitBreaker, RateLimiter
 from utils.api_settings import behavior
-from utils.exceptions import CircuitOpenError, ConfigurationError
+from utils.exceptions import ApiOperationError, CircuitOpenError, ConfigurationError
 from utils.http_body import JSON_CONTENT_TYPE, encode_json
 from utils.http_errors import (
     BAD_URL_ERRORS,
@@ -69,7 +69,8 @@ class RestTransport:
             missing from it take their defaults).
         require_auth: Send a bearer token (from ``_token``, else the shared token provider).
         clock: Monotonic clock (injectable for tests).
-        sleep: Sleep used for the delay, backoff and polling waits (injectable for tests).
+        sleep: Sleep used for the delay, backoff and polling waits (injectable for tests);
+            by default it ends at once, with an error, when the run is asked to stop.
         wall_clock: Unix time, to read ``Retry-After`` HTTP-dates.
 
     Raises:
@@ -82,7 +83,7 @@ class RestTransport:
         *,
         require_auth: bool = True,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] = run_control.interruptible_sleep,
         wall_clock: Callable[[], float] = time.time,
     ):
         base = (config.get("global") or {}).get("api-base-url")
@@ -130,6 +131,7 @@ class RestTransport:
             else None
         )
         self._clock, self._sleep, self._wall_clock = clock, sleep, wall_clock
+        self._closed = False
         self.session = OriginBoundSession(self.origin)
         self.session.headers["User-Agent"] = USER_AGENT
         adapter = HTTPAdapter(
@@ -180,6 +182,7 @@ class RestTransport:
     def _send_once(
         self, method: str, url: str, headers: dict[str, str], **kwargs: Any
     ) -> requests.Response:
+        self._check_may_send(method, url)
         breaker = self.breaker
         is_trial = False
         if breaker is not None:
@@ -195,6 +198,7 @@ class RestTransport:
                 self.limiter.acquire()
             if breaker is not None:
                 breaker.confirm(is_trial)
+            self._check_may_send(method, url)  # the waits above may have outlasted the run
             run_stats.increment(run_stats.API_CALLS)
             response = self.session.request(
                 method, url, headers=headers, timeout=(self.timeout, self.timeout), **kwargs
@@ -397,6 +401,20 @@ class RestTransport:
             response = self.execute("GET", poll_url)
         return response
 
+    def _check_may_send(self, method: str, url: str) -> None:
+        if self._closed:
+            raise ApiOperationError(
+                f"{method} {safe_url(url)} not sent: the client was closed.",
+                "Use the client inside its `with ApiManager(config) as manager:` block (or "
+                "before calling close()); ask the manager for it again in a new block.",
+                "with ApiManager(config) as manager:\n    api = manager.get_rest_api()",
+                method=method,
+                url=safe_url(url),
+            )
+        if run_control.stop_requested():
+            raise run_control.stopping_error(method, safe_url(url))
+
     def close(self) -> None:
-        """Close the session and its connection pool."""
+        """Close the session and its connection pool; later requests fail without sending."""
+        self._closed = True
         self.session.close()

@@ -18,8 +18,11 @@ Decisions:
   ``except Exception`` in a script does not swallow it while ``finally`` blocks and ``with``
   exits still run; the run ends with exit code 143. A second SIGTERM during that clean-up is
   ignored (the orchestrator's SIGKILL follows anyway). SIGINT raises ``KeyboardInterrupt`` as
-  usual (again on a second Ctrl-C) and ends with 130. Signals arriving after ``main()``
-  returned are ignored, so the summary is always written.
+  usual (again on a second Ctrl-C) and ends with 130. Either also sets the run-wide stop
+  (:mod:`utils.run_control`): worker threads the script started keep running their own code,
+  but the HTTP client sends nothing more for them and its waits end at once, so the process
+  exits promptly. Signals arriving after ``main()`` returned are ignored, so the summary is
+  always written.
 * The one-line run summary is logged at INFO after every run, success or failure, but not
   after ``--help``.
 * ``--log-format`` and ``--log-level`` take any case and are applied before the other
@@ -41,7 +44,7 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any, NoReturn
 
-from utils import auth, config_loader, run_stats
+from utils import auth, config_loader, run_control, run_stats
 from utils import logger as txo_logger
 from utils.exceptions import (
     ApiAuthenticationError,
@@ -299,10 +302,12 @@ class _Signals:
             log.warning("Received SIGTERM again; still cleaning up")
             return
         self.terminating = True
+        run_control.request_stop()  # worker threads: no further request leaves the process
         raise ScriptTerminated(signum)
 
     def on_sigint(self, signum: int, frame: FrameType | None) -> None:
         if self.active:
+            run_control.request_stop()
             raise KeyboardInterrupt
 
 
@@ -373,6 +378,7 @@ def run_script(main: Callable[[], Any]) -> NoReturn:
     """
     txo_logger.setup_logger()
     run_stats.reset()
+    run_control.reset()
     started = time.monotonic()
     handlers = _Signals()
     _install(handlers)

@@ -35,6 +35,7 @@ from utils.json_encoding import unique_columns
 
 CSV_BATCH_ROWS = 10_000
 LOOSE_RECORDS_BATCH = 10_000  # single-dict items gathered into pages of this many
+MAX_EXACT_FLOAT_INT = 2**53  # beyond it a float64 no longer holds every whole number exactly
 PARQUET_ROW_GROUP_ROWS = 65_536
 # A row group is also cut when its Arrow data reaches this size, so wide records keep the
 # writer's memory bounded too (the encoder holds a whole row group before writing it out).
@@ -112,6 +113,28 @@ def _new_columns_error(new: list[Any], start: int, fmt: str) -> ValidationError:
     )
 
 
+def _integers_as_integers(frame: pd.DataFrame) -> pd.DataFrame:
+    """Write whole-number float columns that hold nulls as integers (``7``, not ``7.0``).
+
+    pandas turns an integer field that is missing in some records into float64, so a CSV
+    would say ``7.0`` in a batch with a gap and ``7`` in one without. Such columns become
+    nullable ``Int64`` (a gap is an empty cell), so every batch writes the same digits.
+    """
+    changed = {}
+    for name in frame.columns[frame.dtypes.map(pd.api.types.is_float_dtype).to_numpy()]:
+        column = frame[name]
+        if not column.hasnans:
+            continue
+        values = column.dropna()
+        if ((values % 1) == 0).all() and (values.abs() < MAX_EXACT_FLOAT_INT).all():
+            changed[name] = column.astype("Int64")
+    if changed:
+        frame = frame.copy(deep=False)
+        for name, column in changed.items():
+            frame[name] = column
+    return frame
+
+
 class _CsvStream:
     """Appends batches of a stream to an open CSV file; the first batch fixes the columns."""
 
@@ -132,6 +155,7 @@ class _CsvStream:
             if new and not self.chosen:
                 raise _new_columns_error(new, start, "CSV")
             frame = frame.reindex(columns=self.columns)
+        frame = _integers_as_integers(frame)
         frame.to_csv(self.handle, header=False if self.written else self.header, **self.options)
         self.written = True
 
