@@ -85,3 +85,36 @@ def test_the_stop_ends_a_waiting_call_at_once(wiremock: WireMock, behavior: dict
     sent = 1 if "rate-limiting" in behavior else 0
     assert wiremock.count("GET", "/api/x") == sent
     api.close()
+
+
+def test_sleep_uses_time_sleep_in_slices_that_add_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr(time, "sleep", slept.append)
+    run_control.interruptible_sleep(0.1)
+    run_control.interruptible_sleep(0.6)
+    assert slept == [0.1, 0.25, 0.25, pytest.approx(0.1)]
+
+
+def test_sleep_raises_at_once_when_the_run_is_stopping(monkeypatch: pytest.MonkeyPatch) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr(time, "sleep", lambda s: (slept.append(s), run_control.request_stop()))
+    with pytest.raises(ApiOperationError):
+        run_control.interruptible_sleep(10)
+    assert slept == [run_control.STOP_CHECK_SECONDS]
+
+
+def test_manual_retry_obeys_a_patched_time_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
+    from utils.api_common import manual_retry
+
+    slept: list[float] = []
+    monkeypatch.setattr(time, "sleep", slept.append)
+    outcomes = iter([RuntimeError("1"), RuntimeError("2"), RuntimeError("3"), "done"])
+
+    def work() -> str:
+        outcome = next(outcomes)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    assert manual_retry(work) == "done"
+    assert slept == [1.0, 2.0, 4.0]

@@ -49,6 +49,16 @@ NEVER_RETRIED = (ConfigurationError, ValidationError, ApiAuthenticationError)
 """Errors :func:`manual_retry` re-raises at once: repeating cannot fix them."""
 
 
+def _monotonic() -> float:
+    # Looked up at each call, so a test that patches time.monotonic is obeyed.
+    return time.monotonic()
+
+
+def _sleep(seconds: float) -> None:
+    # Looked up at each call, so a test that patches time.sleep is obeyed.
+    time.sleep(seconds)
+
+
 class RateLimiter:
     """Token bucket shared by threads: ``acquire()`` blocks until a call may start.
 
@@ -75,8 +85,8 @@ class RateLimiter:
         calls_per_second: float = 10,
         burst_size: int = 1,
         *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], None] | None = None,
     ):
         if calls_per_second <= 0 or burst_size < 1:
             raise ValueError("calls_per_second must be > 0 and burst_size >= 1")
@@ -84,8 +94,8 @@ class RateLimiter:
         self.burst_size = int(burst_size)
         self._interval = 1.0 / self.calls_per_second
         self._tolerance = (self.burst_size - 1) * self._interval
-        self._clock = clock
-        self._sleep = sleep
+        self._clock = clock or _monotonic
+        self._sleep = sleep or _sleep
         self._cond = threading.Condition()
         self._next_ticket = 0
         self._serving = 0
@@ -156,13 +166,13 @@ class CircuitBreaker:
         failure_threshold: int = 5,
         timeout: float = 60,
         *,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] | None = None,
     ):
         if failure_threshold < 1 or timeout <= 0:
             raise ValueError("failure_threshold must be >= 1 and timeout > 0")
         self.failure_threshold = int(failure_threshold)
         self.timeout = float(timeout)
-        self._clock = clock
+        self._clock = clock or _monotonic
         self._lock = threading.Lock()
         self._state = CLOSED
         self._failures = 0
@@ -325,7 +335,7 @@ def manual_retry(
     max_retries: int = 3,
     backoff: float = 2.0,
     *,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
 ) -> T:
     """Call ``func()`` up to ``1 + max_retries`` times, for work that is not an HTTP request.
 
@@ -358,5 +368,5 @@ def manual_retry(
                 raise
             wait = backoff ** (attempt - 1)
             log.debug("Retry %d of %d in %.2fs after %s", attempt, max_retries, wait, err)
-            sleep(wait)
+            (sleep or _sleep)(wait)
             attempt += 1

@@ -8,8 +8,11 @@ and the client's waits (api-delay, rate limiter, backoff, 202 polling) end at on
 from __future__ import annotations
 
 import threading
+import time
 
 from utils.exceptions import ApiOperationError
+
+STOP_CHECK_SECONDS = 0.25  # longest a waiting call takes to notice the stop
 
 _stop = threading.Event()
 
@@ -40,10 +43,20 @@ def stopping_error(method: str = "", url: str = "") -> ApiOperationError:
 
 
 def interruptible_sleep(seconds: float) -> None:
-    """Sleep ``seconds``, or raise at once when the run is asked to stop meanwhile.
+    """Sleep ``seconds``, or raise within :data:`STOP_CHECK_SECONDS` once the run must stop.
+
+    Sleeps with ``time.sleep`` (looked up at each call, so a test that patches it is obeyed),
+    in slices of at most :data:`STOP_CHECK_SECONDS`, checking the stop between them.
 
     Raises:
         ApiOperationError: The run is stopping (see :func:`stopping_error`).
     """
-    if _stop.wait(max(0.0, seconds)):
-        raise stopping_error()
+    remaining = max(0.0, seconds)
+    while True:
+        if _stop.is_set():
+            raise stopping_error()
+        if remaining <= 0:
+            return
+        step = min(remaining, STOP_CHECK_SECONDS)
+        time.sleep(step)
+        remaining -= step
