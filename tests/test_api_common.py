@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -391,3 +392,30 @@ def test_breaker_raise_if_open_looks_ahead_without_claiming_the_trial() -> None:
     clock.advance(10)
     breaker.raise_if_open()
     assert breaker.before_call() is True  # the trial is still there to claim
+
+
+def test_manual_retry_obeys_a_patched_time_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
+    from utils.api_common import manual_retry
+
+    slept: list[float] = []
+    monkeypatch.setattr(time, "sleep", slept.append)
+    outcomes = iter([RuntimeError("1"), RuntimeError("2"), RuntimeError("3"), "done"])
+
+    def work() -> str:
+        outcome = next(outcomes)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    assert manual_retry(work) == "done"
+    assert slept == [1.0, 2.0, 4.0]
+
+
+def test_jitter_obeys_a_patched_random_uniform(monkeypatch: pytest.MonkeyPatch) -> None:
+    import random
+
+    from utils.api_common import apply_jitter
+
+    monkeypatch.setattr(random, "uniform", lambda low, high: high)
+    config = {"script-behavior": {"jitter": {"min-factor": 0.5, "max-factor": 1.5}}}
+    assert apply_jitter(10, config) == 15.0

@@ -101,20 +101,3 @@ def test_sleep_raises_at_once_when_the_run_is_stopping(monkeypatch: pytest.Monke
     with pytest.raises(ApiOperationError):
         run_control.interruptible_sleep(10)
     assert slept == [run_control.STOP_CHECK_SECONDS]
-
-
-def test_manual_retry_obeys_a_patched_time_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
-    from utils.api_common import manual_retry
-
-    slept: list[float] = []
-    monkeypatch.setattr(time, "sleep", slept.append)
-    outcomes = iter([RuntimeError("1"), RuntimeError("2"), RuntimeError("3"), "done"])
-
-    def work() -> str:
-        outcome = next(outcomes)
-        if isinstance(outcome, Exception):
-            raise outcome
-        return outcome
-
-    assert manual_retry(work) == "done"
-    assert slept == [1.0, 2.0, 4.0]

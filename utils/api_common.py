@@ -314,7 +314,7 @@ def apply_jitter(
     delay: float,
     config: Mapping[str, Any],
     *,
-    rand: Callable[[float, float], float] = random.uniform,
+    rand: Callable[[float, float], float] | None = None,
 ) -> float:
     """Multiply ``delay`` by a uniform factor in ``script-behavior.jitter`` min…max.
 
@@ -327,7 +327,8 @@ def apply_jitter(
         The jittered delay, never negative.
     """
     jitter = behavior(config)["jitter"]
-    return max(0.0, delay * rand(float(jitter["min-factor"]), float(jitter["max-factor"])))
+    uniform = rand or random.uniform  # looked up now, so a patched random.uniform is obeyed
+    return max(0.0, delay * uniform(float(jitter["min-factor"]), float(jitter["max-factor"])))
 
 
 def manual_retry(

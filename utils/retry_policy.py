@@ -215,7 +215,7 @@ class RetryPolicy:
         retry_number: int,
         retry_after: float | None = None,
         *,
-        rand: Callable[[float, float], float] = random.uniform,
+        rand: Callable[[float, float], float] | None = None,
     ) -> float:
         """Seconds to wait before retry ``retry_number``.
 
@@ -227,7 +227,7 @@ class RetryPolicy:
             retry_after: The server's hint in seconds, already parsed (None: use backoff).
             rand: ``random.uniform``-like source of the jitter factor (injectable for tests).
         """
-        factor = rand(self.jitter_min, self.jitter_max)
+        factor = (rand or random.uniform)(self.jitter_min, self.jitter_max)
         if retry_after is not None:
             return retry_after * max(1.0, factor)
         return max(0.0, self.backoff(retry_number) * factor)
