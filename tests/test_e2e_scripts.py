@@ -191,6 +191,36 @@ def leftovers(proj: E2EProject) -> list[str]:
 
 
 # -- 0. the scripts follow the README's patterns -------------------------------------------
+def start_script(proj: E2EProject, script: str) -> subprocess.Popen[str]:
+    """Start ``src/<script>.py`` for ORG/ENV in the project, stdout and stderr piped."""
+    return subprocess.Popen(
+        proj.command(script, ORG, ENV),
+        cwd=proj.root,
+        env=proj.environment(None),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def sigterm_after_requests(
+    proj: E2EProject, wiremock: WireMock, script: str, method: str, count: int
+) -> tuple[int, str, float]:
+    """Run ``script``, SIGTERM it once the server saw ``count`` ``method`` requests.
+
+    Returns:
+        The exit code, stderr, and the seconds from the signal to the exit.
+    """
+    proc = start_script(proj, script)
+    deadline = time.monotonic() + SIGNAL_WAIT
+    while wiremock.count(method) < count and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    signalled = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=SIGNAL_WAIT)
+    return proc.returncode, stderr, time.monotonic() - signalled
+
+
 def test_scripts_pass_the_pattern_check() -> None:
     """The e2e scripts are written the way the README asks (``make check-patterns`` rules)."""
     done = subprocess.run(
@@ -585,14 +615,7 @@ def test_sigterm_during_a_long_paging_loop_exits_143_with_summary(
             }
         )
 
-    proc = subprocess.Popen(
-        proj.command("long_pager", ORG, ENV),
-        cwd=proj.root,
-        env=proj.environment(None),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_script(proj, "long_pager")
     assert proc.stderr is not None
     seen = []
     deadline = time.monotonic() + SIGNAL_WAIT
@@ -778,23 +801,9 @@ def test_sigterm_during_parallel_patches_stops_fast_with_summary(
             "response": json_response({"ok": True}) | {"fixedDelayMilliseconds": 100},
         }
     )
-    proc = subprocess.Popen(
-        proj.command("bulk_patch", ORG, ENV),
-        cwd=proj.root,
-        env=proj.environment(None),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + SIGNAL_WAIT
-    while wiremock.count("PATCH") < 10 and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.02)
-    signalled = time.monotonic()
-    proc.send_signal(signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=SIGNAL_WAIT)
-    took = time.monotonic() - signalled
+    code, stderr, took = sigterm_after_requests(proj, wiremock, "bulk_patch", "PATCH", 10)
 
-    assert proc.returncode == 143, stderr
+    assert code == 143, stderr
     assert took < 2, f"exit took {took:.1f}s after SIGTERM"
     assert E2ERun(143, "", stderr, proj).summary()["exit"] == 143
     sent = wiremock.count("PATCH")
@@ -967,23 +976,9 @@ def test_sigterm_with_worker_threads_stops_api_traffic_and_exits_promptly(
             "response": json_response({"pong": True}),
         }
     )
-    proc = subprocess.Popen(
-        proj.command("two_threads", ORG, ENV),
-        cwd=proj.root,
-        env=proj.environment(None),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + SIGNAL_WAIT
-    while wiremock.count("GET") < 4 and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.02)
-    signalled = time.monotonic()
-    proc.send_signal(signal.SIGTERM)
-    _, stderr = proc.communicate(timeout=SIGNAL_WAIT)
-    took = time.monotonic() - signalled
+    code, stderr, took = sigterm_after_requests(proj, wiremock, "two_threads", "GET", 4)
 
-    assert proc.returncode == 143, stderr
+    assert code == 143, stderr
     summary = E2ERun(143, "", stderr, proj).summary()
     sent = len(api_requests(wiremock))
     # 30 calls at 5/s would take 6 s: a stopped run sends at most the calls already waiting
