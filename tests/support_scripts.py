@@ -33,6 +33,8 @@ ERROR_EXIT_CODES = [
     ("ApiRateLimitError", 4),
     ("CircuitOpenError", 4),
     ("FileOperationError", 5),
+    ("PartialWriteError", 6),
+    ("StateLockedError", 75),
     ("HelpfulError", 1),
 ]
 

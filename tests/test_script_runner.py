@@ -142,6 +142,51 @@ def test_az_token_is_used_without_a_token_request(project: Project, wiremock: Wi
     assert wiremock.count("POST", TOKEN_PATH) == 0
 
 
+@pytest.mark.parametrize(
+    ("flags", "dry_run", "full_refresh"),
+    [((), False, False), (("--dry-run",), True, False), (("--dry-run", "--full-refresh"), True, True)],
+)
+def test_run_flags_are_injected_as_bools(
+    configured: Project, flags: tuple[str, ...], dry_run: bool, full_refresh: bool
+) -> None:
+    run = configured.run("probe", "acme", "test", *flags)
+    assert run.code == 0, run
+    config = run.report()["config"]
+    assert (config["_dry_run"], config["_full_refresh"]) == (dry_run, full_refresh)
+    assert (config["_args"]["dry_run"], config["_args"]["full_refresh"]) == (dry_run, full_refresh)
+
+
+def test_script_options_reach_args(configured: Project) -> None:
+    run = configured.run("probe", "acme", "test", "--limit", "5", env={"PROBE_OPTIONS": "1"})
+    assert run.code == 0, run
+    args = run.report()["config"]["_args"]
+    assert (args["limit"], args["org_id"], args["env_type"]) == (5, "acme", "test")
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (("--limit", "many"), "--limit"),
+        (("--nope",), "--nope"),
+    ],
+)
+def test_bad_script_option_is_a_usage_error(
+    configured: Project, wiremock: WireMock, argv: tuple[str, ...], named: str
+) -> None:
+    run = configured.run("probe", "acme", "test", *argv, env={"PROBE_OPTIONS": "1"})
+    assert_clean_failure(run, 2)
+    assert named in run.stderr
+    assert wiremock.count("POST", TOKEN_PATH) == 0
+
+
+def test_help_lists_the_script_options_and_the_run_flags(configured: Project) -> None:
+    run = configured.run("probe", "--help", env={"PROBE_OPTIONS": "1"})
+    assert run.code == 0, run
+    for option in ("--limit", "--dry-run", "--full-refresh", "--log-format"):
+        assert option in run.stdout, option
+    assert "Run summary" not in run.stderr
+
+
 def test_no_token_wanted_needs_no_secrets(project: Project, wiremock: WireMock) -> None:
     project.write_config({"global": {"api-base-url": "https://api.example.com"}})
     run = project.run("probe", "acme", "test", env={"PROBE_REQUIRE_TOKEN": "0"})
@@ -407,6 +452,8 @@ def test_exit_code_table_follows_the_class_hierarchy() -> None:
         exc.ApiRateLimitError: 4,
         exc.CircuitOpenError: 4,
         exc.FileOperationError: 5,
+        exc.PartialWriteError: 6,
+        exc.StateLockedError: 75,
         exc.HelpfulError: 1,
     }
     for error_class, code in table.items():

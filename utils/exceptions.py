@@ -6,6 +6,8 @@ how to fix it and, where it helps, an example. ``run_script`` maps each class to
 
 from __future__ import annotations
 
+from typing import Any
+
 PROBLEM_MARK = "❌ Problem:"
 SOLUTION_MARK = "✅ Solution:"
 EXAMPLE_MARK = "📝 Example:"
@@ -128,3 +130,43 @@ class ApiRateLimitError(ApiOperationError):
 
 class CircuitOpenError(ApiOperationError):
     """The circuit breaker is open: the call failed at once without reaching the server."""
+
+
+class PartialWriteError(ApiOperationError):
+    """A write-back ended with some records written and some not (exit code 6).
+
+    A scheduler must not re-run such a job blindly: the records already written would be
+    written again. ``report`` (a ``utils.api_factory.WriteReport``) says which were.
+
+    Args:
+        what_went_wrong: One sentence describing the failure.
+        how_to_fix: What the user should do about it.
+        example: Optional example of the fix.
+        report: The write report of the call, item by item.
+        status_code: HTTP status of the last failed item, when one answered.
+        url: The request URL, without credentials or secret query values.
+        method: The HTTP method, upper case.
+    """
+
+    def __init__(
+        self,
+        what_went_wrong: str,
+        how_to_fix: str,
+        example: str | None = None,
+        *,
+        report: Any = None,
+        status_code: int | None = None,
+        url: str = "",
+        method: str = "",
+    ):
+        super().__init__(
+            what_went_wrong, how_to_fix, example, status_code=status_code, url=url, method=method
+        )
+        self.report = report
+
+
+class StateLockedError(HelpfulError):
+    """Another run of the same script for the same org/env holds the state (exit code 75).
+
+    Try again later, as cron's ``flock -E 75`` would.
+    """

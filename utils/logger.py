@@ -47,7 +47,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from utils import path_helpers
+from utils import path_helpers, run_control
 from utils.exceptions import ConfigurationError, FileOperationError
 from utils.log_formatters import (
     CONSOLE_FORMAT,
@@ -168,15 +168,7 @@ _state = _State()
 
 def _script_name() -> str:
     """Name of the running script: ``report`` for ``python -m src.report`` or ``report.py``."""
-    main = sys.modules.get("__main__")
-    spec = getattr(main, "__spec__", None)
-    name = ""
-    if spec is not None and spec.name:
-        parts = [p for p in spec.name.split(".") if p != "__main__"]
-        name = parts[-1] if parts else ""
-    elif sys.argv and sys.argv[0] not in ("", "-c", "-"):
-        name = Path(sys.argv[0]).stem
-    return _UNSAFE_NAME_CHARS.sub("_", name).strip("._") or "python"
+    return run_control.module_name()
 
 
 def _file_key() -> str:

@@ -52,6 +52,8 @@ from utils.exceptions import (
     ConfigurationError,
     FileOperationError,
     HelpfulError,
+    PartialWriteError,
+    StateLockedError,
     ValidationError,
 )
 from utils.log_formatters import FILE_ONLY
@@ -64,6 +66,8 @@ EXIT_USAGE = 2
 EXIT_AUTH = 3
 EXIT_API = 4
 EXIT_FILE = 5
+EXIT_PARTIAL_WRITE = 6
+EXIT_STATE_LOCKED = 75  # EX_TEMPFAIL, as cron's `flock -E 75`: try again later
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 
@@ -72,7 +76,9 @@ EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
     (ConfigurationError, EXIT_USAGE),
     (ValidationError, EXIT_USAGE),
     (ApiAuthenticationError, EXIT_AUTH),
+    (PartialWriteError, EXIT_PARTIAL_WRITE),
     (ApiOperationError, EXIT_API),
+    (StateLockedError, EXIT_STATE_LOCKED),
     (FileOperationError, EXIT_FILE),
     (HelpfulError, EXIT_ERROR),
 )
@@ -83,6 +89,8 @@ EXIT_MEANINGS = {
     EXIT_AUTH: "authentication error",
     EXIT_API: "API error",
     EXIT_FILE: "file error",
+    EXIT_PARTIAL_WRITE: "partial write-back",
+    EXIT_STATE_LOCKED: "state locked by another run",
     EXIT_INTERRUPTED: "interrupted",
     EXIT_TERMINATED: "terminated",
 }
@@ -90,7 +98,18 @@ PLAIN_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.]*$")
 MAX_NAME_LENGTH = 64
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 LOG_FORMATS = ("text", "json")
-USAGE = "ORG_ID ENV_TYPE [--log-format text|json] [--log-level LEVEL]"
+USAGE = (
+    "ORG_ID ENV_TYPE [--log-format text|json] [--log-level LEVEL] [--dry-run] "
+    "[--full-refresh] [script options]"
+)
+# The flags every script has, injected into the config as ``_dry_run`` / ``_full_refresh``.
+RUN_FLAGS = {
+    "--dry-run": "send no POST/PUT/PATCH/DELETE: log each as 'DRY RUN: would …' instead; "
+    "GETs and token requests are real; no state is committed",
+    "--full-refresh": "ignore the saved incremental state and pull everything; the state is "
+    "replaced when the run succeeds",
+}
+ArgumentsHook = Callable[[argparse.ArgumentParser], Any]
 # The console options: how a value's case is folded, its choices and its help line; read
 # early (see _console_options_early) and again by the full parse.
 CONSOLE_OPTIONS: dict[str, tuple[Callable[[str], str], tuple[str, ...], str]] = {
@@ -194,12 +213,23 @@ def _console_options_early(argv: Sequence[str] | None) -> None:
     )
 
 
-def parse_args(description: str, argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """Parse ``ORG_ID ENV_TYPE [--log-format text|json] [--log-level LEVEL]``.
+def parse_args(
+    description: str,
+    argv: Sequence[str] | None = None,
+    arguments: ArgumentsHook | None = None,
+) -> argparse.Namespace:
+    """Parse ``ORG_ID ENV_TYPE [--log-format …] [--log-level …] [--dry-run] [--full-refresh]``
+    and the script's own options.
+
+    Args:
+        description: What the script does, shown by ``--help``.
+        argv: Arguments to parse instead of ``sys.argv[1:]``.
+        arguments: Called with the ``argparse.ArgumentParser`` before parsing, to add the
+            script's own options (``parser.add_argument("--limit", type=int, default=0)``).
 
     Raises:
-        ValidationError: Unknown or missing arguments, or an ORG_ID/ENV_TYPE that is not a
-            plain name (exit code 2).
+        ValidationError: Unknown or missing arguments, a bad option value, or an
+            ORG_ID/ENV_TYPE that is not a plain name (exit code 2).
     """
     prog = _prog()
     parser = _ArgumentParser(
@@ -212,6 +242,13 @@ def parse_args(description: str, argv: Sequence[str] | None = None) -> argparse.
     parser.add_argument("env_type", metavar="ENV_TYPE", help="environment, e.g. prod or test")
     for option, (fold_case, choices, help_text) in CONSOLE_OPTIONS.items():
         parser.add_argument(option, type=fold_case, choices=choices, default=None, help=help_text)
+    for flag, help_text in RUN_FLAGS.items():
+        parser.add_argument(flag, action="store_true", help=help_text)
+    if arguments is not None:
+        group = parser.add_argument_group("options of this script")
+        # The script adds to a group so --help lists its options apart from the toolkit's;
+        # argparse groups take the same add_argument calls as the parser.
+        arguments(group)  # type: ignore[arg-type]
     args = parser.parse_args(argv)
     _check_name("ORG_ID", args.org_id, prog)
     _check_name("ENV_TYPE", args.env_type, prog)
@@ -237,6 +274,7 @@ def parse_args_and_load_config(
     require_token: bool = True,
     validate_config: bool = True,
     *,
+    arguments: ArgumentsHook | None = None,
     argv: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Parse the command line, load and validate the config, load secrets, get a token.
@@ -246,11 +284,14 @@ def parse_args_and_load_config(
         require_token: Acquire a token now (``_token``); when False, ``_token`` is None and
             no token request is made.
         validate_config: Check the config against the schema (defaults are filled either way).
+        arguments: Called with the ``argparse`` parser to add the script's own options;
+            their values are in ``config["_args"]`` (an ``argparse.Namespace``).
         argv: Arguments to parse instead of ``sys.argv[1:]`` (tests).
 
     Returns:
         The config with the schema's defaults filled in, every secret injected as
-        ``_`` + snake_case of its key, and ``_org_id``, ``_env_type`` and ``_token``.
+        ``_`` + snake_case of its key, and ``_org_id``, ``_env_type``, ``_token``, ``_args``
+        (the parsed command line), ``_dry_run`` and ``_full_refresh`` (bools).
 
     Raises:
         ValidationError: Bad arguments or schema violations (exit code 2).
@@ -264,7 +305,7 @@ def parse_args_and_load_config(
         3
     """
     _console_options_early(argv)
-    args = parse_args(description, argv)
+    args = parse_args(description, argv, arguments)
     txo_logger.configure_console(log_format=args.log_format, level=args.log_level)
     txo_logger.set_context(org_id=args.org_id, env_type=args.env_type)
     org_id, env_type = args.org_id, args.env_type
@@ -278,6 +319,10 @@ def parse_args_and_load_config(
     config.update(secrets or {})
     config["_org_id"] = org_id
     config["_env_type"] = env_type
+    config["_args"] = args
+    config["_dry_run"] = bool(args.dry_run)
+    config["_full_refresh"] = bool(args.full_refresh)
+    run_control.set_dry_run(config["_dry_run"])
     config["_token"] = None
     if require_token:
         config["_token"] = _first_token(config, secrets is not None, org_id, env_type)
@@ -374,7 +419,7 @@ def run_script(main: Callable[[], Any]) -> NoReturn:
         main: The script's main function, called without arguments.
 
     Raises:
-        SystemExit: Always, with 0, 1, 2, 3, 4, 5, 130 or 143.
+        SystemExit: Always, with 0, 1, 2, 3, 4, 5, 6, 75, 130 or 143.
     """
     txo_logger.setup_logger()
     run_stats.reset()
@@ -385,6 +430,9 @@ def run_script(main: Callable[[], Any]) -> NoReturn:
     handlers.active = True
     try:
         main()
+        handlers.active = False
+        if not run_control.is_dry_run():
+            run_control.run_success_hooks()  # e.g. commit the incremental state
         code = EXIT_OK
     except _HelpShown as shown:
         handlers.active = False

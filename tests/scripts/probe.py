@@ -3,11 +3,13 @@
 Environment knobs (tests only): ``PROBE_REQUIRE_TOKEN=0`` loads without a token,
 ``PROBE_TOKEN_CALLS=N`` asks the shared provider N more times, ``PROBE_REFRESH=1`` refreshes
 once, ``PROBE_RAISE=ClassName`` raises that exception from ``utils.exceptions`` (or
-``RuntimeError`` / ``SystemExit7``) after loading.
+``RuntimeError`` / ``SystemExit7``) after loading, ``PROBE_OPTIONS=1`` gives the script its
+own ``--limit N`` option.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 
@@ -15,10 +17,18 @@ from utils import auth, exceptions
 from utils.script_runner import parse_args_and_load_config, run_script
 
 
+def add_options(parser: argparse.ArgumentParser) -> None:
+    """The probe's own option, when ``PROBE_OPTIONS=1``."""
+    parser.add_argument("--limit", type=int, default=0, help="process at most N records")
+
+
 def main() -> None:
     """Load, exercise the token provider, report, and optionally fail."""
     require = os.environ.get("PROBE_REQUIRE_TOKEN", "1") == "1"
-    config = parse_args_and_load_config("Probe the config loader", require_token=require)
+    own = add_options if os.environ.get("PROBE_OPTIONS") == "1" else None
+    config = parse_args_and_load_config(
+        "Probe the config loader", require_token=require, arguments=own
+    )
     report = {"config": config, "tokens": []}
     if require:
         provider = auth.get_token_provider(config)
@@ -28,7 +38,7 @@ def main() -> None:
         if os.environ.get("PROBE_REFRESH") == "1":
             report["refreshed"] = provider.refresh()
             report["after_refresh"] = provider.get_token()
-    print(json.dumps(report), flush=True)
+    print(json.dumps(report, default=vars), flush=True)
     raise_name = os.environ.get("PROBE_RAISE")
     if raise_name == "RuntimeError":
         raise RuntimeError("boom from the probe")
