@@ -20,6 +20,7 @@ from utils.redaction import redact
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = json.loads((ROOT / "schemas" / "org-env-config-schema.json").read_text())
 KEBAB = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+KEBAB_NAME = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$"
 
 # DESIGN §4, verbatim: it must validate unchanged.
 SEED_EXAMPLE = json.loads("""
@@ -59,6 +60,12 @@ def walk(schema: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str
     yield path or "(root)", schema
     for key, sub in schema.get("properties", {}).items():
         yield from walk(sub, f"{path}/{key}")
+    if isinstance(schema.get("additionalProperties"), dict):  # the entries of a map (apis)
+        yield from walk(schema["additionalProperties"], f"{path}/*")
+
+
+# Objects keyed by names the user chooses: their keys follow a pattern, their entries a schema.
+MAPS = {"/global/apis", "/scripts"}
 
 
 def errors_of(config: dict[str, Any]) -> list[str]:
@@ -84,9 +91,14 @@ def test_schema_is_valid_draft_2020_12() -> None:
 
 def test_every_object_refuses_unknown_keys() -> None:
     objects = [p for p, s in walk(SCHEMA) if s.get("type") == "object"]
-    assert len(objects) == 9
+    assert len(objects) == 13
     for path, sub in walk(SCHEMA):
-        if sub.get("type") == "object":
+        if path in MAPS:
+            assert sub["propertyNames"]["pattern"] == KEBAB_NAME, path
+            assert sub["additionalProperties"]["type"] == "object", path
+        elif path == "/scripts/*":  # checked against schemas/scripts/{name}.json instead
+            assert sub == {"type": "object"}
+        elif sub.get("type") == "object":
             assert sub.get("additionalProperties") is False, path
 
 
@@ -100,7 +112,8 @@ def test_every_key_is_kebab_case_described_and_defaulted_or_required() -> None:
 
 def test_api_base_url_is_the_only_required_leaf() -> None:
     required = [f"{p}/{k}" for p, s in walk(SCHEMA) for k in s.get("required", [])]
-    assert required == ["(root)/global", "/global/api-base-url"]
+    # and the base URL of each named API, in an entry the user adds
+    assert required == ["(root)/global", "/global/api-base-url", "/global/apis/*/api-base-url"]
     config_loader.validate_config({"global": {"api-base-url": "https://x"}}, "c.json")
 
 

@@ -192,7 +192,11 @@ def test_the_schema_describes_every_key_and_closes_every_object() -> None:
             assert key == key.lower() and "_" not in key, f"{path}{key} is not kebab-case"
             assert sub.get("description"), f"{path}{key} has no description"
             assert "default" in sub or key in node.get("required", []), f"{path}{key}"
-            if sub.get("type") == "object":
+            if "propertyNames" in sub:  # a map of named entries (apis, scripts)
+                entry = sub["additionalProperties"]
+                if "properties" in entry:
+                    walk(entry, f"{path}{key} → * → ")
+            elif sub.get("type") == "object":
                 walk(sub, f"{path}{key} → ")
 
     walk(schema, "")
@@ -600,8 +604,10 @@ def test_secrets_are_injected_as_underscore_snake_case(
     run = project.run("probe", "acme", "test")
     assert run.code == 0, run
     config = json.loads(run.stdout.strip().splitlines()[-1])["config"]
-    injected = {k: v for k, v in config.items() if k.startswith("_")}
+    injected = {k: v for k, v in config.items() if k.startswith("_") and k != "_args"}
     assert injected == {
+        "_dry_run": False,
+        "_full_refresh": False,
         "_client_secret": SECRET,
         "_az_token": "",
         "_sftp_password": "pw-value-1",
