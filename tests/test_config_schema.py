@@ -329,3 +329,54 @@ def test_whole_number_floats_become_ints_for_integer_keys() -> None:
 )
 def test_secret_names_are_snake_case(key: str, name: str) -> None:
     assert config_loader.secret_name(key) == name
+
+
+# -- global.apis ------------------------------------------------------------------------------
+def with_apis(apis: Any) -> dict[str, Any]:
+    config = copy.deepcopy(SEED_EXAMPLE)
+    config["global"]["apis"] = apis
+    return config
+
+
+def test_named_apis_validate_and_their_entries_get_null_defaults() -> None:
+    config = with_apis({"graph": {"api-base-url": "https://graph.microsoft.com/v1.0"}})
+    config_loader.validate_config(copy.deepcopy(config), "c.json")
+    config_loader.fill_defaults(config)
+    assert config["global"]["apis"]["graph"] == {
+        "api-base-url": "https://graph.microsoft.com/v1.0",
+        "oauth-scope": None,
+        "oauth-token-url": None,
+        "tenant-id": None,
+        "client-id": None,
+    }
+    assert config_loader.fill_defaults({"global": {"api-base-url": "https://x"}})["global"][
+        "apis"
+    ] == {}
+
+
+@pytest.mark.parametrize(
+    ("apis", "expected"),
+    [
+        ({"graph": {}}, "global → apis → graph → api-base-url: required key is missing"),
+        (
+            {"graph": {"api-base-url": "https://g", "oauth-scop": "x"}},
+            "global → apis → graph → oauth-scop: unknown key (did you mean 'oauth-scope'?)",
+        ),
+        (
+            {"graph": {"api-base-url": "graph.microsoft.com"}},
+            "global → apis → graph → api-base-url: 'graph.microsoft.com' is not an http://",
+        ),
+        (
+            {"Graph_API": {"api-base-url": "https://g"}},
+            "global → apis: 'Graph_API' is not a valid name (kebab-case",
+        ),
+        ({"graph": "https://g"}, "global → apis → graph: 'https://g' is not of type 'object'"),
+        (
+            {"graph": {"api-base-url": "https://g", "client-secret": "x"}},
+            "global → apis → graph → client-secret looks like a secret",
+        ),
+    ],
+    ids=["no-base-url", "misspelt", "not-a-url", "bad-name", "not-object", "secret"],
+)
+def test_bad_api_entries_name_the_key(apis: Any, expected: str) -> None:
+    assert any(expected in line for line in errors_of(with_apis(apis))), errors_of(with_apis(apis))

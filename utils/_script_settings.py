@@ -170,6 +170,7 @@ def apply(config: dict[str, Any], source: str, running: str | None, validate: bo
         sections[running] = {}
     schemas: dict[str, dict[str, Any]] = {}
     problems: list[str] = []
+    failing: list[str] = []
     example = None
     for name in sorted(sections):
         schema = load_schema(name)
@@ -181,13 +182,14 @@ def apply(config: dict[str, Any], source: str, running: str | None, validate: bo
         if validate:
             found, at = schema_problems(sections[name], schema, (SECTION, name))
             problems += found
+            failing += [display_path(schema_path(name))] if found else []
             if at is not None and example is None:
                 example = _example(name, at, schema)
     raise_problems(
         source,
         problems,
-        "Fix each setting listed. schemas/scripts/{name}.json describes the settings of each "
-        "script.",
+        f"Fix each setting listed; {' and '.join(failing)} "
+        f"{'describes' if len(failing) == 1 else 'describe'} them (keys, types, defaults).",
         example,
     )
     for name, schema in schemas.items():
