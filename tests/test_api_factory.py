@@ -497,7 +497,7 @@ def test_an_api_name_without_any_apis_says_so() -> None:
 
 
 def test_an_entry_with_its_own_tenant_uses_that_tenants_token_endpoint() -> None:
-    from utils.api_settings import api_config
+    from utils._named_apis import api_config
     from utils.auth import TokenProvider
 
     config = make_config("https://bc.example.com")
@@ -550,3 +550,11 @@ def test_the_manager_keeps_one_client_per_api(wiremock: WireMock) -> None:
         assert graph.base_url == f"{other_origin(wiremock)}/graph/v1.0"
     with pytest.raises(ApiOperationError, match="client was closed"):
         graph.get("users")
+
+
+@pytest.mark.parametrize("name", ["graph", "business-central", "sp2"])
+def test_a_named_apis_static_token_is_where_the_secrets_loader_puts_name_token(name: str) -> None:
+    from utils._named_apis import static_token_name
+    from utils.config_loader import secret_name
+
+    assert static_token_name(name) == "_" + secret_name(f"{name}-token")

@@ -25,7 +25,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from utils.api_settings import api_config, behavior
+from utils._named_apis import api_config
+from utils.api_settings import behavior
 from utils.http_body import decode_body
 from utils.pagination import walk_pages
 from utils.rest_client import POOL_MAXSIZE, RestTransport
