@@ -262,8 +262,8 @@ def _first_token(config: dict[str, Any], has_secrets: bool, org_id: str, env_typ
             f"Secrets file {shown} not found; this script needs an API token, acquired "
             "with its client-secret (or given as az-token).",
             "Copy the example, put the client secret in it and make it private "
-            "(chmod 600). A script that calls no API can skip the token (see 'Writing a "
-            "script' in the README).",
+            "(chmod 600). A script that calls no API can do without both: pass "
+            "require_token=False to parse_args_and_load_config (docs/writing-scripts.md).",
             f"cp config/{config_loader.EXAMPLE_SECRETS} {shown} && chmod 600 {shown}",
         )
     return auth.get_token_provider(config).get_token()
