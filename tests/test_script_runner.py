@@ -666,11 +666,15 @@ def test_a_bad_section_name_is_refused_by_the_config_schema(project: Project) ->
         ('{\n  "type": "object",\n  "properties": {}\n  "x": 1\n}', "line 4, column 3"),
         ("", "is empty"),
         ('{"type": "array"}', "does not describe a JSON object"),
+        (
+            '{"$schema": "http://json-schema.org/draft-07/schema#", "type": "object"}',
+            'written for "http://json-schema.org/draft-07/schema#", not JSON Schema 2020-12',
+        ),
         ('{"type": "object", "properties": {"n": {"type": "integr"}}}', "not a valid JSON Schema"),
         ('{"type": "object", "properties": {"page_size": {}}}', "page_size: keys are kebab-case"),
         ('{"type": "object", "properties": {"a": {}}}', 'set "additionalProperties": false'),
     ],
-    ids=["json-syntax", "empty", "not-object", "bad-type", "snake-key", "open-object"],
+    ids=["json-syntax", "empty", "not-object", "draft-07", "bad-type", "snake-key", "open-object"],
 )
 def test_a_broken_settings_schema_is_reported_against_its_file(
     project: Project, schema: str, expected: str

@@ -46,6 +46,7 @@ SECTION = "scripts"
 SCHEMA_FOLDER = "scripts"
 KEBAB_KEY = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
+MAX_QUOTED_CHARS = 80
 SCHEMA_EXAMPLE = (
     '{"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object", '
     '"additionalProperties": false, "properties": {"page-size": {"type": "integer", '
@@ -62,6 +63,11 @@ def known_schemas() -> list[str]:
     """Names of the scripts that have a settings schema, sorted."""
     folder = get_path("schemas", SCHEMA_FOLDER)
     return sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
+
+
+def _short_text(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= MAX_QUOTED_CHARS else text[: MAX_QUOTED_CHARS - 1] + "…"
 
 
 def _convention_problems(schema: Any, where: str = "(top level)") -> list[str]:
@@ -99,6 +105,13 @@ def _read_schema(path: str, modified: int) -> dict[str, Any]:
         raise ConfigurationError(
             f"The settings schema {shown} does not describe a JSON object.",
             'A script\'s settings are an object: give the schema "type": "object".',
+            SCHEMA_EXAMPLE,
+        )
+    if schema.get("$schema", DRAFT_2020_12) != DRAFT_2020_12:
+        raise ConfigurationError(
+            f"The settings schema {shown} is written for {_short_text(schema['$schema'])}, "
+            "not JSON Schema 2020-12.",
+            f'Write it in JSON Schema 2020-12: "$schema": "{DRAFT_2020_12}".',
             SCHEMA_EXAMPLE,
         )
     try:
