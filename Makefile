@@ -13,12 +13,12 @@ ARGS   ?=
 DEMO_PORT ?= 8089
 
 .PHONY: help setup lock run demo mock-api-up mock-api-down test pytest lint lint-deploy \
-        typecheck check-patterns bench clean
+        typecheck check-patterns bench clean new-script
 
 help: ## List every target with its description (default)
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo
-	@echo "  Variables: SCRIPT=name ORG=org_id ENV=env_type ARGS='--log-format json'"
+	@echo "  Variables: SCRIPT=name ORG=org_id ENV=env_type ARGS='--log-format json' NAME=new_script"
 
 setup: $(STAMP) ## Create .venv/ and install the locked dependencies (no-op when up to date)
 
@@ -67,6 +67,14 @@ demo: $(STAMP) ## Start the demo API, run the report for demo/test against it, s
 	  else echo "❌ The report failed with exit code $$status: the log is in logs/."; fi; \
 	  exit $$status
 
+new-script: $(STAMP) ## Write src/NAME.py, its settings schema and its tests: make new-script NAME=update_customers
+	@if [ -z "$$NAME" ]; then \
+	  echo "❌ Problem: make new-script needs NAME, the new script's snake_case name."; \
+	  echo "✅ Solution: name it after what it does; it becomes src/NAME.py."; \
+	  echo "📝 Example: make new-script NAME=update_customers"; \
+	  exit 2; fi
+	@$(PY) -m tools.new_script "$$NAME"
+
 mock-api-up: $(STAMP) ## Start the demo API (WireMock) in the background (port 8089, DEMO_PORT=…)
 	$(PY) -m tests.wiremock_server start --root mock-api --port $(DEMO_PORT)
 
@@ -79,8 +87,8 @@ pytest: $(STAMP) ## Unit and integration tests only
 	$(PY) -m pytest
 
 lint: $(STAMP) lint-deploy ## ruff on the code, plus the container and Kubernetes checks
-	$(PY) -m ruff check utils src tests bench
-	$(PY) -m ruff format --check utils
+	$(PY) -m ruff check utils src tests bench tools
+	$(PY) -m ruff format --check utils tools
 
 # Kubernetes versions the rendered manifests are validated against: the oldest supported
 # (CronJob timeZone, podFailurePolicy) and the newest kubernetes-validate knows.
@@ -120,7 +128,7 @@ lint-deploy: $(STAMP) ## hadolint (Dockerfile), docker-compose config, kubernete
 	$(PY) -m ruff check deploy
 	$(PY) -m ruff format --check deploy
 
-typecheck: $(STAMP) ## mypy on utils/
+typecheck: $(STAMP) ## mypy on utils/, src/ and tools/
 	$(PY) -m mypy
 
 check-patterns: $(STAMP) ## Check the scripts in src/ follow the toolkit's patterns

@@ -219,9 +219,9 @@ def customer_rows(
         groups[(invoice.customer_id, invoice.currency)].append(invoice)
     known = {c["id"]: c for c in customers}
     invoiced = {customer_id for customer_id, _ in groups}
-    for customer in known.values():
-        if customer["id"] not in invoiced:
-            groups[(customer["id"], customer["currencyCode"])] = []
+    for listed in known.values():
+        if listed["id"] not in invoiced:
+            groups[(listed["id"], listed["currencyCode"])] = []
     rows = []
     for (customer_id, currency), items in groups.items():
         native = currency_figures(items, as_of, base=False)

@@ -5,7 +5,9 @@ Its helpers, shared with the other ``test_api_*`` modules, are in ``tests/suppor
 
 from __future__ import annotations
 
+import time
 from typing import Any
+from urllib.parse import parse_qs, quote
 
 import pytest
 
@@ -323,3 +325,236 @@ def test_counters_count_requests_and_retries(wiremock: WireMock, api: TxoRestAPI
         delta(run_stats.RETRIES),
         delta(run_stats.RATE_LIMITED),
     ) == (3, 2, 1)
+
+
+# -- named APIs (global.apis) ------------------------------------------------------------------
+BC_SCOPE = "https://api.businesscentral.dynamics.com/.default"
+GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+SCOPE_TOKENS = {BC_SCOPE: "bc-token-1111aaaa", GRAPH_SCOPE: "graph-token-2222bbbb"}
+
+
+def stub_token_per_scope(wm: WireMock) -> None:
+    """The token endpoint answers each scope of the form with that scope's own token."""
+    for scope, token in SCOPE_TOKENS.items():
+        wm.stub(
+            {
+                "request": {
+                    "method": "POST",
+                    "urlPath": "/oauth/token",
+                    "bodyPatterns": [{"contains": "scope=" + quote(scope, safe="")}],
+                },
+                "response": json_response({"access_token": token, "expires_in": 3600}),
+            }
+        )
+
+
+def two_api_config(wm: WireMock, **graph: Any) -> dict[str, Any]:
+    """Business Central as the default API at 127.0.0.1, Graph (and a Graph beta with the same
+    scope) on another origin (localhost) of the same WireMock; client credentials."""
+    from utils.auth import clear_token_providers
+
+    clear_token_providers()
+    config = make_config(f"{wm.base_url}/bc")
+    del config["_token"]
+    config["_client_secret"] = "shared-secret-9d8c7b"
+    config["global"].update(
+        {
+            "oauth-token-url": f"{wm.base_url}/oauth/token",
+            "client-id": "client-1",
+            "oauth-scope": BC_SCOPE,
+            "apis": {
+                "graph": {
+                    "api-base-url": f"{other_origin(wm)}/graph/v1.0",
+                    "oauth-scope": GRAPH_SCOPE,
+                    **graph,
+                },
+                "graph-beta": {
+                    "api-base-url": f"{other_origin(wm)}/graph/beta",
+                    "oauth-scope": GRAPH_SCOPE,
+                },
+            },
+        }
+    )
+    for path in ("/bc/customers", "/graph/v1.0/users", "/graph/beta/users"):
+        wm.stub({"request": {"method": "GET", "urlPath": path}, "response": json_response([path])})
+    return config
+
+
+def token_requests_per_scope(wm: WireMock) -> dict[str, int]:
+    scopes = [parse_qs(r["body"])["scope"][0] for r in wm.find("POST", "/oauth/token")]
+    return {scope: scopes.count(scope) for scope in sorted(set(scopes))}
+
+
+def authorization_per_path(wm: WireMock) -> dict[str, set[str | None]]:
+    seen: dict[str, set[str | None]] = {}
+    for entry in wm.find("GET"):
+        seen.setdefault(entry["url"].split("?")[0], set()).add(header(entry, "Authorization"))
+    return seen
+
+
+def test_each_api_gets_the_token_of_its_scope_requested_once(wiremock: WireMock) -> None:
+    stub_token_per_scope(wiremock)
+    with ApiManager(two_api_config(wiremock)) as manager:
+        for _ in range(2):
+            assert manager.get_rest_api().get("customers") == ["/bc/customers"]
+            assert manager.get_rest_api(api="graph").get("users") == ["/graph/v1.0/users"]
+            assert manager.get_rest_api(api="graph-beta").get("users") == ["/graph/beta/users"]
+    # one token per (token URL, client id, scope): Graph and Graph beta share theirs
+    assert token_requests_per_scope(wiremock) == {BC_SCOPE: 1, GRAPH_SCOPE: 1}
+    assert authorization_per_path(wiremock) == {
+        "/bc/customers": {"Bearer bc-token-1111aaaa"},
+        "/graph/v1.0/users": {"Bearer graph-token-2222bbbb"},
+        "/graph/beta/users": {"Bearer graph-token-2222bbbb"},
+    }
+    [form] = [parse_qs(r["body"]) for r in wiremock.find("POST", "/oauth/token")][1:]
+    assert (form["client_id"], form["client_secret"]) == (["client-1"], ["shared-secret-9d8c7b"])
+
+
+def test_each_token_goes_only_to_its_own_apis_origin(wiremock: WireMock) -> None:
+    stub_token_per_scope(wiremock)
+    config = two_api_config(wiremock)
+    with ApiManager(config) as manager:
+        bc, graph = manager.get_rest_api(), manager.get_rest_api(api="graph")
+        assert graph.get(f"{wiremock.base_url}/bc/customers") == ["/bc/customers"]
+        assert bc.get(f"{other_origin(wiremock)}/graph/v1.0/users") == ["/graph/v1.0/users"]
+    assert authorization_per_path(wiremock) == {
+        "/bc/customers": {None},
+        "/graph/v1.0/users": {None},
+    }
+
+
+def test_an_entry_may_set_its_own_client_id(wiremock: WireMock) -> None:
+    stub_token_per_scope(wiremock)
+    config = two_api_config(wiremock, **{"client-id": "graph-app-7"})
+    with create_rest_api(config, api="graph") as graph:
+        graph.get("users")
+    [form] = [parse_qs(r["body"]) for r in wiremock.find("POST", "/oauth/token")]
+    assert (form["client_id"], form["scope"]) == (["graph-app-7"], [GRAPH_SCOPE])
+
+
+def test_a_401_refreshes_only_that_apis_token(wiremock: WireMock) -> None:
+    stub_token_per_scope(wiremock)
+    config = two_api_config(wiremock)
+    sequence(wiremock, "GET", "/graph/v1.0/me", [{"status": 401}, json_response({"me": 1})])
+    with ApiManager(config) as manager:
+        manager.get_rest_api().get("customers")
+        assert manager.get_rest_api(api="graph").get("me") == {"me": 1}
+    assert token_requests_per_scope(wiremock) == {BC_SCOPE: 1, GRAPH_SCOPE: 2}
+
+
+@pytest.mark.parametrize("given", ["static-graph-5e5e", "Bearer static-graph-5e5e"])
+def test_a_static_name_token_serves_that_api_and_az_token_the_default(
+    wiremock: WireMock, given: str
+) -> None:
+    config = two_api_config(wiremock)
+    del config["_client_secret"]
+    config.update({"_az_token": "Bearer static-bc-4d4d", "_graph_token": given})
+    with ApiManager(config) as manager:
+        manager.get_rest_api().get("customers")
+        manager.get_rest_api(api="graph").get("users")
+    assert wiremock.count("POST", "/oauth/token") == 0
+    assert authorization_per_path(wiremock) == {
+        "/bc/customers": {"Bearer static-bc-4d4d"},
+        "/graph/v1.0/users": {"Bearer static-graph-5e5e"},
+    }
+
+
+def test_az_token_does_not_serve_a_named_api(wiremock: WireMock) -> None:
+    config = two_api_config(wiremock)
+    config.update({"_az_token": "static-bc-4d4d"})
+    del config["_client_secret"]
+    with pytest.raises(ConfigurationError) as caught:
+        create_rest_api(config, api="graph")
+    text = str(caught.value)
+    assert "for the API 'graph': there is no graph-token secret" in text
+    assert "client-secret (secrets file)" in text
+    assert wiremock.count("ANY") == 0
+
+
+def test_missing_credentials_of_a_named_api_name_its_keys(wiremock: WireMock) -> None:
+    config = two_api_config(wiremock)
+    config["global"]["oauth-scope"] = None
+    config["global"]["apis"]["graph"]["oauth-scope"] = None
+    with pytest.raises(ConfigurationError) as caught:
+        create_rest_api(config, api="graph")
+    assert "global → apis → graph → oauth-scope (or global → oauth-scope)" in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ["grahp", "Graph", ""])
+def test_an_unknown_api_name_lists_the_known_ones(wiremock: WireMock, name: str) -> None:
+    config = two_api_config(wiremock)
+    with ApiManager(config) as manager, pytest.raises(ConfigurationError) as caught:
+        manager.get_rest_api(api=name)
+    assert f"No API named {name!r}" in caught.value.what_went_wrong
+    assert "global → apis names graph, graph-beta." in caught.value.what_went_wrong
+    assert wiremock.count("ANY") == 0
+
+
+def test_an_api_name_without_any_apis_says_so() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        create_rest_api(make_config("https://api.example.com"), api="graph")
+    assert "none (the config has no global → apis)" in caught.value.what_went_wrong
+
+
+def test_an_entry_with_its_own_tenant_uses_that_tenants_token_endpoint() -> None:
+    from utils._named_apis import api_config
+    from utils.auth import TokenProvider
+
+    config = make_config("https://bc.example.com")
+    config["global"].update(
+        {
+            "tenant-id": "home-tenant",
+            "oauth-token-url": "https://idp.example.com/token",
+            "apis": {
+                "partner": {"api-base-url": "https://p.example.com", "tenant-id": "partner-tenant"},
+                "same": {"api-base-url": "https://s.example.com", "oauth-token-url": None},
+            },
+        }
+    )
+    urls = {
+        name: TokenProvider(api_config(config, name)).token_url
+        for name in (None, "partner", "same")
+    }
+    assert urls == {
+        None: "https://idp.example.com/token",
+        "partner": "https://login.microsoftonline.com/partner-tenant/oauth2/v2.0/token",
+        "same": "https://idp.example.com/token",
+    }
+
+
+def test_token_requests_of_a_named_api_pass_outside_its_rate_limiter(wiremock: WireMock) -> None:
+    stub_token_per_scope(wiremock)
+    config = two_api_config(wiremock)
+    # one call every 5 s after the first: a token request that took a slot would stall 5 s
+    config["script-behavior"]["rate-limiting"] = {
+        "enabled": True,
+        "calls-per-second": 0.2,
+        "burst-size": 1,
+    }
+    run_stats.reset()
+    started = time.monotonic()
+    with create_rest_api(config, api="graph") as graph:
+        graph.get("users")
+    assert time.monotonic() - started < 2.5
+    assert wiremock.count("POST", "/oauth/token") == 1
+    assert run_stats.get(run_stats.API_CALLS) == 1  # the GET; the token request is not one
+
+
+def test_the_manager_keeps_one_client_per_api(wiremock: WireMock) -> None:
+    stub_token_per_scope(wiremock)
+    with ApiManager(two_api_config(wiremock)) as manager:
+        graph = manager.get_rest_api(api="graph")
+        assert manager.get_rest_api(api="graph") is graph
+        assert manager.get_rest_api() is not graph
+        assert manager.get_rest_api(require_auth=False, api="graph") is not graph
+        assert graph.base_url == f"{other_origin(wiremock)}/graph/v1.0"
+    with pytest.raises(ApiOperationError, match="client was closed"):
+        graph.get("users")
+
+
+@pytest.mark.parametrize("name", ["graph", "business-central", "sp2"])
+def test_a_named_apis_static_token_is_where_the_secrets_loader_puts_name_token(name: str) -> None:
+    from utils._named_apis import static_token_name
+    from utils.config_loader import secret_name
+
+    assert static_token_name(name) == "_" + secret_name(f"{name}-token")

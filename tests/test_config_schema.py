@@ -20,6 +20,7 @@ from utils.redaction import redact
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = json.loads((ROOT / "schemas" / "org-env-config-schema.json").read_text())
 KEBAB = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+KEBAB_NAME = "^[a-z][a-z0-9]*(-[a-z0-9]+)*$"
 
 # DESIGN §4, verbatim: it must validate unchanged.
 SEED_EXAMPLE = json.loads("""
@@ -59,6 +60,12 @@ def walk(schema: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str
     yield path or "(root)", schema
     for key, sub in schema.get("properties", {}).items():
         yield from walk(sub, f"{path}/{key}")
+    if isinstance(schema.get("additionalProperties"), dict):  # the entries of a map (apis)
+        yield from walk(schema["additionalProperties"], f"{path}/*")
+
+
+# Objects keyed by names the user chooses: their keys follow a pattern, their entries a schema.
+MAPS = {"/global/apis", "/scripts"}
 
 
 def errors_of(config: dict[str, Any]) -> list[str]:
@@ -84,9 +91,14 @@ def test_schema_is_valid_draft_2020_12() -> None:
 
 def test_every_object_refuses_unknown_keys() -> None:
     objects = [p for p, s in walk(SCHEMA) if s.get("type") == "object"]
-    assert len(objects) == 9
+    assert len(objects) == 13
     for path, sub in walk(SCHEMA):
-        if sub.get("type") == "object":
+        if path in MAPS:
+            assert sub["propertyNames"]["pattern"] == KEBAB_NAME, path
+            assert sub["additionalProperties"]["type"] == "object", path
+        elif path == "/scripts/*":  # checked against schemas/scripts/{name}.json instead
+            assert sub == {"type": "object"}
+        elif sub.get("type") == "object":
             assert sub.get("additionalProperties") is False, path
 
 
@@ -100,7 +112,8 @@ def test_every_key_is_kebab_case_described_and_defaulted_or_required() -> None:
 
 def test_api_base_url_is_the_only_required_leaf() -> None:
     required = [f"{p}/{k}" for p, s in walk(SCHEMA) for k in s.get("required", [])]
-    assert required == ["(root)/global", "/global/api-base-url"]
+    # and the base URL of each named API, in an entry the user adds
+    assert required == ["(root)/global", "/global/api-base-url", "/global/apis/*/api-base-url"]
     config_loader.validate_config({"global": {"api-base-url": "https://x"}}, "c.json")
 
 
@@ -316,3 +329,54 @@ def test_whole_number_floats_become_ints_for_integer_keys() -> None:
 )
 def test_secret_names_are_snake_case(key: str, name: str) -> None:
     assert config_loader.secret_name(key) == name
+
+
+# -- global.apis ------------------------------------------------------------------------------
+def with_apis(apis: Any) -> dict[str, Any]:
+    config = copy.deepcopy(SEED_EXAMPLE)
+    config["global"]["apis"] = apis
+    return config
+
+
+def test_named_apis_validate_and_their_entries_get_null_defaults() -> None:
+    config = with_apis({"graph": {"api-base-url": "https://graph.microsoft.com/v1.0"}})
+    config_loader.validate_config(copy.deepcopy(config), "c.json")
+    config_loader.fill_defaults(config)
+    assert config["global"]["apis"]["graph"] == {
+        "api-base-url": "https://graph.microsoft.com/v1.0",
+        "oauth-scope": None,
+        "oauth-token-url": None,
+        "tenant-id": None,
+        "client-id": None,
+    }
+    assert config_loader.fill_defaults({"global": {"api-base-url": "https://x"}})["global"][
+        "apis"
+    ] == {}
+
+
+@pytest.mark.parametrize(
+    ("apis", "expected"),
+    [
+        ({"graph": {}}, "global → apis → graph → api-base-url: required key is missing"),
+        (
+            {"graph": {"api-base-url": "https://g", "oauth-scop": "x"}},
+            "global → apis → graph → oauth-scop: unknown key (did you mean 'oauth-scope'?)",
+        ),
+        (
+            {"graph": {"api-base-url": "graph.microsoft.com"}},
+            "global → apis → graph → api-base-url: 'graph.microsoft.com' is not an http://",
+        ),
+        (
+            {"Graph_API": {"api-base-url": "https://g"}},
+            "global → apis: 'Graph_API' is not a valid name (kebab-case",
+        ),
+        ({"graph": "https://g"}, "global → apis → graph: 'https://g' is not of type 'object'"),
+        (
+            {"graph": {"api-base-url": "https://g", "client-secret": "x"}},
+            "global → apis → graph → client-secret looks like a secret",
+        ),
+    ],
+    ids=["no-base-url", "misspelt", "not-a-url", "bad-name", "not-object", "secret"],
+)
+def test_bad_api_entries_name_the_key(apis: Any, expected: str) -> None:
+    assert any(expected in line for line in errors_of(with_apis(apis))), errors_of(with_apis(apis))

@@ -192,7 +192,11 @@ def test_the_schema_describes_every_key_and_closes_every_object() -> None:
             assert key == key.lower() and "_" not in key, f"{path}{key} is not kebab-case"
             assert sub.get("description"), f"{path}{key} has no description"
             assert "default" in sub or key in node.get("required", []), f"{path}{key}"
-            if sub.get("type") == "object":
+            if "propertyNames" in sub:  # a map of named entries (apis, scripts)
+                entry = sub["additionalProperties"]
+                if "properties" in entry:
+                    walk(entry, f"{path}{key} → * → ")
+            elif sub.get("type") == "object":
                 walk(sub, f"{path}{key} → ")
 
     walk(schema, "")

@@ -135,6 +135,7 @@ LAYERS: dict[str, int] = {
     "log_formatters": 2,
     "logger": 2,
     "api_settings": 3,
+    "_named_apis": 3,
     "retry_policy": 3,
     "api_common": 3,
     "token_response": 4,
@@ -153,6 +154,7 @@ LAYERS: dict[str, int] = {
     "api_factory": 6,
     "config_json": 6,
     "config_loader": 6,
+    "_script_settings": 6,
     "script_runner": 6,
 }
 # Modules of the api_common layer: pure decisions, no I/O of their own.

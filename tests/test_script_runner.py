@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import signal
 import stat
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -144,7 +145,11 @@ def test_az_token_is_used_without_a_token_request(project: Project, wiremock: Wi
 
 @pytest.mark.parametrize(
     ("flags", "dry_run", "full_refresh"),
-    [((), False, False), (("--dry-run",), True, False), (("--dry-run", "--full-refresh"), True, True)],
+    [
+        ((), False, False),
+        (("--dry-run",), True, False),
+        (("--dry-run", "--full-refresh"), True, True),
+    ],
 )
 def test_run_flags_are_injected_as_bools(
     configured: Project, flags: tuple[str, ...], dry_run: bool, full_refresh: bool
@@ -352,6 +357,7 @@ def test_missing_client_credentials_are_named(project: Project, wiremock: WireMo
         ('{"client-secret": 12345}', "Secret 'client-secret'"),
         ('{"token": "' + SECRET + '"}', "would be injected as _token"),
         ('{"org-id": "' + SECRET + '"}', "would be injected as _org_id"),
+        ('{"api": "' + SECRET + '"}', "would be injected as _api"),
         ('{"client-secret": "a-b-c-d", "clientSecret": "e-f-g-h"}', "both become _client_secret"),
     ],
 )
@@ -436,6 +442,287 @@ def test_json_log_format_makes_every_console_line_json(configured: Project) -> N
     records = [json.loads(line) for line in run.stderr.splitlines() if line.strip()]
     assert any("probe failure" in str(r.values()) for r in records)
     assert any("Run summary: exit 5" in str(r.values()) for r in records)
+
+
+# -- the run summary ----------------------------------------------------------------------------
+def summary_line(run: Run) -> str:
+    [line] = [ln for ln in run.stderr.splitlines() if "Run summary:" in ln]
+    assert line == run.stderr.strip().splitlines()[-1], "the summary is the last line"
+    return line
+
+
+def test_text_summary_lists_the_script_counters_and_the_dry_run(configured: Project) -> None:
+    counts = {"PROBE_COUNT": "rows_read=40,rows_read=2,skipped=0,customers_updated=7"}
+    run = configured.run("probe", "acme", "test", "--dry-run", env=counts)
+    assert run.code == 0, run
+    line = summary_line(run)
+    assert line.endswith(
+        "files written 0 · dry run: no POST/PUT/PATCH/DELETE sent · customers_updated 7"
+        " · rows_read 42 · skipped 0"
+    ), line
+    plain = configured.run("probe", "acme", "test")
+    assert "dry run" not in summary_line(plain)
+
+
+def test_json_summary_carries_the_figures_as_fields(configured: Project) -> None:
+    run = configured.run(
+        "probe",
+        "acme",
+        "test",
+        "--log-format",
+        "json",
+        "--dry-run",
+        env={"PROBE_COUNT": "rows_read=42,skipped=3"},
+    )
+    assert run.code == 0, run
+    record = json.loads(run.stderr.strip().splitlines()[-1])
+    assert record["message"].startswith("Run summary: exit 0")
+    figures = {
+        k: record[k]
+        for k in (
+            "exit_code",
+            "api_calls",
+            "retries",
+            "rate_limited",
+            "breaker_opens",
+            "files_written",
+            "dry_run",
+            "counters",
+        )
+    }
+    assert figures == {
+        "exit_code": 0,
+        "api_calls": 0,
+        "retries": 0,
+        "rate_limited": 0,
+        "breaker_opens": 0,
+        "files_written": 0,
+        "dry_run": True,
+        "counters": {"rows_read": 42, "skipped": 3},
+    }
+    assert isinstance(record["duration_s"], float) and 0 <= record["duration_s"] < 30
+
+
+def test_json_summary_of_a_failed_run_has_its_exit_code_and_counters(
+    configured: Project,
+) -> None:
+    run = configured.run(
+        "probe",
+        "acme",
+        "test",
+        "--log-format",
+        "json",
+        env={"PROBE_COUNT": "rows_read=5", "PROBE_RAISE": "ApiOperationError"},
+    )
+    assert run.code == 4, run
+    record = json.loads(run.stderr.strip().splitlines()[-1])
+    assert (record["exit_code"], record["dry_run"], record["counters"]) == (
+        4,
+        False,
+        {"rows_read": 5},
+    )
+
+
+@pytest.mark.parametrize("count", ["Rows-Read=1", "api_calls=1", "rows=-2"])
+def test_a_bad_counter_fails_the_run_with_exit_two(configured: Project, count: str) -> None:
+    run = configured.run("probe", "acme", "test", env={"PROBE_COUNT": count})
+    assert_clean_failure(run, 2)
+    assert "run_stats.count" in run.stderr
+
+
+# -- script settings (scripts → probe, schemas/scripts/probe.json) -------------------------------
+PROBE_SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "page-size": {"type": "integer", "minimum": 1, "default": 100, "description": "x"},
+        "target": {
+            "type": "object",
+            "additionalProperties": False,
+            "default": {},
+            "properties": {"folder": {"type": "string", "default": "inbox"}},
+        },
+    },
+}
+
+
+def write_schema(project: Project, name: str, schema: Any) -> Path:
+    folder = project.root / "schemas" / "scripts"
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{name}.json"
+    path.write_text(schema if isinstance(schema, str) else json.dumps(schema, indent=2))
+    return path
+
+
+def settings_config(scripts: dict[str, Any] | None) -> dict[str, Any]:
+    config: dict[str, Any] = {"global": {"api-base-url": "https://api.example.com"}}
+    if scripts is not None:
+        config["scripts"] = scripts
+    return config
+
+
+NO_TOKEN = {"PROBE_REQUIRE_TOKEN": "0"}
+
+
+@pytest.mark.parametrize(
+    ("scripts", "expected"),
+    [
+        (None, {"page-size": 100, "target": {"folder": "inbox"}}),
+        ({"probe": {"page-size": 7}}, {"page-size": 7, "target": {"folder": "inbox"}}),
+        ({"probe": {"target": {"folder": "x"}}}, {"page-size": 100, "target": {"folder": "x"}}),
+    ],
+    ids=["no-section", "one-key", "nested"],
+)
+def test_the_running_scripts_settings_are_present_with_defaults(
+    project: Project, scripts: dict[str, Any] | None, expected: dict[str, Any]
+) -> None:
+    write_schema(project, "probe", PROBE_SCHEMA)
+    project.write_config(settings_config(scripts))
+    run = project.run("probe", "acme", "test", env=NO_TOKEN)
+    assert run.code == 0, run
+    assert run.report()["config"]["scripts"] == {"probe": expected}
+
+
+def test_a_script_without_a_schema_runs_with_an_empty_scripts_section(project: Project) -> None:
+    project.write_config(settings_config(None))
+    run = project.run("probe", "acme", "test", env=NO_TOKEN)
+    assert run.code == 0, run
+    assert run.report()["config"]["scripts"] == {}
+
+
+def test_every_section_is_checked_whichever_script_runs(project: Project) -> None:
+    write_schema(project, "probe", PROBE_SCHEMA)
+    write_schema(project, "update-customers", PROBE_SCHEMA)
+    project.write_config(settings_config({"update-customers": {"page-sise": 5}}))
+    run = project.run("probe", "acme", "test", env=NO_TOKEN)
+    assert_clean_failure(run, 2)
+    assert (
+        "scripts → update-customers → page-sise: unknown key (did you mean 'page-size'?)"
+        in run.stderr
+    )
+    assert "schemas/scripts/update-customers.json describes them" in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ({"page-size": 0}, "scripts → probe → page-size: 0 must be at least 1"),
+        ({"page-size": "ten"}, "scripts → probe → page-size: 'ten' is not of type 'integer'"),
+        ({"target": {"fold": "x"}}, "scripts → probe → target → fold: unknown key (did you mean"),
+        ({"target": []}, "scripts → probe → target: [] is not of type 'object'"),
+        ([], "scripts → probe: [] is not of type 'object'"),
+    ],
+    ids=["minimum", "type", "nested-unknown", "nested-type", "section-type"],
+)
+def test_bad_settings_name_the_key_and_exit_two(
+    project: Project, wiremock: WireMock, settings: Any, expected: str
+) -> None:
+    write_schema(project, "probe", PROBE_SCHEMA)
+    project.write_config(settings_config({"probe": settings}))
+    run = project.run("probe", "acme", "test", env=NO_TOKEN)
+    assert_clean_failure(run, 2)
+    assert expected in run.stderr
+    assert "📝 Example:" in run.stderr
+
+
+def test_a_required_setting_without_a_section_is_an_error(project: Project) -> None:
+    write_schema(project, "probe", {**PROBE_SCHEMA, "required": ["page-size"]})
+    project.write_config(settings_config(None))
+    run = project.run("probe", "acme", "test", env=NO_TOKEN)
+    assert_clean_failure(run, 2)
+    assert "scripts → probe → page-size: required key is missing" in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("section", "expected"),
+    [
+        ("update-customers", "schemas/scripts/update-customers.json does not exist"),
+        ("prob", "Did you mean 'probe'"),
+    ],
+)
+def test_a_section_without_a_schema_names_the_file_to_create(
+    project: Project, section: str, expected: str
+) -> None:
+    write_schema(project, "probe", PROBE_SCHEMA)
+    project.write_config(settings_config({section: {"page-size": 1}}))
+    run = project.run("probe", "acme", "test", env=NO_TOKEN)
+    assert_clean_failure(run, 2)
+    assert expected in run.stderr
+    assert f"scripts → {section}" in run.stderr
+    assert "make new-script" in run.stderr
+
+
+def test_a_bad_section_name_is_refused_by_the_config_schema(project: Project) -> None:
+    project.write_config(settings_config({"Update_Customers": {}}))
+    run = project.run("probe", "acme", "test", env=NO_TOKEN)
+    assert_clean_failure(run, 2)
+    assert "scripts: 'Update_Customers' is not a valid name (kebab-case" in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("schema", "expected"),
+    [
+        ('{\n  "type": "object",\n  "properties": {}\n  "x": 1\n}', "line 4, column 3"),
+        ("", "is empty"),
+        ('{"type": "array"}', "does not describe a JSON object"),
+        (
+            '{"$schema": "http://json-schema.org/draft-07/schema#", "type": "object"}',
+            'written for "http://json-schema.org/draft-07/schema#", not JSON Schema 2020-12',
+        ),
+        ('{"type": "object", "properties": {"n": {"type": "integr"}}}', "not a valid JSON Schema"),
+        ('{"type": "object", "properties": {"page_size": {}}}', "page_size: keys are kebab-case"),
+        ('{"type": "object", "properties": {"a": {}}}', 'set "additionalProperties": false'),
+    ],
+    ids=["json-syntax", "empty", "not-object", "draft-07", "bad-type", "snake-key", "open-object"],
+)
+def test_a_broken_settings_schema_is_reported_against_its_file(
+    project: Project, schema: str, expected: str
+) -> None:
+    write_schema(project, "probe", schema)
+    project.write_config(settings_config(None))
+    run = project.run("probe", "acme", "test", env=NO_TOKEN)
+    assert_clean_failure(run, 2)
+    assert "schemas/scripts/probe.json" in run.stderr
+    assert expected in run.stderr
+
+
+# -- named APIs (global.apis) ---------------------------------------------------------------------
+def test_a_named_api_gets_its_static_token_and_its_own_base_url(
+    project: Project, wiremock: WireMock
+) -> None:
+    config = base_config(wiremock.base_url + TOKEN_PATH)
+    config["global"]["apis"] = {"graph": {"api-base-url": f"{wiremock.base_url}/graph/v1.0"}}
+    project.write_config(config)
+    project.write_secrets({"az-token": "default-static-1", "graph-token": "Bearer graph-static-2"})
+    wiremock.stub(
+        {
+            "request": {"method": "GET", "urlPath": "/graph/v1.0/me"},
+            "response": {"status": 200, "jsonBody": {"id": "me"}},
+        }
+    )
+    run = project.run("probe", "acme", "test", env={"PROBE_API": "graph", "PROBE_API_PATH": "me"})
+    assert run.code == 0, run
+    assert run.report()["api_answer"] == {"id": "me"}
+    [request] = wiremock.find("GET", "/graph/v1.0/me")
+    assert request["headers"]["Authorization"] == "Bearer graph-static-2"
+    assert wiremock.count("POST", TOKEN_PATH) == 0
+    assert "graph-static-2" not in run.stderr + project.log_text()
+
+
+def test_an_unknown_api_name_exits_two_listing_the_known_ones(
+    configured: Project, wiremock: WireMock
+) -> None:
+    config = base_config(wiremock.base_url + TOKEN_PATH)
+    config["global"]["apis"] = {
+        "graph": {"api-base-url": "https://graph.example.com"},
+        "sharepoint": {"api-base-url": "https://sp.example.com"},
+    }
+    configured.write_config(config)
+    run = configured.run("probe", "acme", "test", env={"PROBE_API": "grahp"})
+    assert_clean_failure(run, 2)
+    assert "No API named 'grahp'" in run.stderr
+    assert "global → apis names graph, sharepoint. Did you mean 'graph'?" in run.stderr
 
 
 # -- in-process ----------------------------------------------------------------------------------

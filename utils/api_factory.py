@@ -25,6 +25,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+from utils._named_apis import api_config
 from utils.api_settings import behavior
 from utils.http_body import decode_body
 from utils.pagination import walk_pages
@@ -268,41 +269,65 @@ class TxoRestAPI(_ClosedOnExit):
         self.transport.close()
 
 
-def create_rest_api(config: Mapping[str, Any], require_auth: bool = True) -> TxoRestAPI:
-    """A new client for ``config`` (close it, or prefer :class:`ApiManager`).
+def create_rest_api(
+    config: Mapping[str, Any], require_auth: bool = True, api: str | None = None
+) -> TxoRestAPI:
+    """A new client for one API of ``config`` (close it, or prefer :class:`ApiManager`).
 
     Args:
         config: The loaded config (``global.api-base-url``; ``_token`` when authenticated).
         require_auth: Send a bearer token; acquired through the shared token provider when
-            the config carries no ``_token``.
+            the config carries no ``_token`` (for a named API: its ``{name}-token`` secret,
+            else client credentials with its own scope).
+        api: A name of ``global.apis`` (``"graph"``); None is the default API of
+            ``global.api-base-url``. What the entry leaves out comes from ``global``.
 
     Raises:
-        ConfigurationError: No ``api-base-url``, or no way to get a token.
+        ConfigurationError: No ``api-base-url``, an unknown ``api`` (the known names are
+            listed), or no way to get a token.
         ApiAuthenticationError: The token could not be acquired.
+
+    Example:
+        >>> graph = create_rest_api(config, api="graph")  # doctest: +SKIP
+        >>> users = graph.get_all("users")                 # doctest: +SKIP
     """
-    return TxoRestAPI(config, require_auth=require_auth)
+    view = api_config(config, api)
+    if api is not None:
+        log.debug("Client for API %r at %s", api, view["global"].get("api-base-url"))
+    return TxoRestAPI(view, require_auth=require_auth)
 
 
 class ApiManager(_ClosedOnExit):
-    """Hands out one client per setting and closes every one of them on exit.
+    """Hands out one client per setting (``require_auth``, ``api``), reused, and closes every
+    one of them on exit.
 
     Example:
         >>> with ApiManager(config) as manager:              # doctest: +SKIP
         ...     customers = manager.get_rest_api().get_all("customers")
+        ...     users = manager.get_rest_api(api="graph").get_all("users")
     """
 
     def __init__(self, config: Mapping[str, Any]):
         self.config = config
-        self._clients: dict[bool, TxoRestAPI] = {}
+        self._clients: dict[tuple[bool, str | None], TxoRestAPI] = {}
         self._lock = threading.Lock()
 
-    def get_rest_api(self, require_auth: bool = True) -> TxoRestAPI:
-        """The client for ``require_auth``, created on first use and reused after."""
+    def get_rest_api(self, require_auth: bool = True, api: str | None = None) -> TxoRestAPI:
+        """The client for ``require_auth`` and ``api``, created on first use and reused after.
+
+        Args:
+            require_auth: Send a bearer token.
+            api: A name of ``global.apis``; None for the default API.
+
+        Raises:
+            ConfigurationError: An unknown ``api`` (the known names are listed).
+        """
+        key = (require_auth, api)
         with self._lock:
-            client = self._clients.get(require_auth)
+            client = self._clients.get(key)
             if client is None:
-                client = create_rest_api(self.config, require_auth=require_auth)
-                self._clients[require_auth] = client
+                client = create_rest_api(self.config, require_auth=require_auth, api=api)
+                self._clients[key] = client
             return client
 
     def close(self) -> None:

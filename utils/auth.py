@@ -98,6 +98,10 @@ class TokenProvider:
         self._explicit_url = tr.text(glob.get("oauth-token-url"))
         # A config that already carries a token (and nothing to get one with) uses it as is.
         self._given_token = tr.text(config.get("_token"))
+        # A named API of global.apis (its config view, see api_settings.api_config), for
+        # messages: its keys live under global → apis → {name}, its static token is
+        # {name}-token.
+        self._api = tr.text(config.get("_api"))
         for secret in (self._az_token, self._client_secret, self._given_token):
             if secret:
                 redaction.register_secret(secret)
@@ -134,7 +138,7 @@ class TokenProvider:
             if self._az_token:
                 self._token = tr.strip_bearer(self._az_token)
                 redaction.register_secret(self._token)
-                log.debug("Using the az-token from the secrets file")
+                log.debug("Using the %s from the secrets file", self._static_secret)
                 return self._token
             if self._given_token and not self.can_refresh:
                 self._token = tr.strip_bearer(self._given_token)
@@ -159,8 +163,9 @@ class TokenProvider:
             if not self.can_refresh:
                 raise ApiAuthenticationError(
                     "The API rejected the token and it cannot be refreshed: no client "
-                    "credentials are configured (the token came from az-token or was given).",
-                    "Put a fresh az-token in the secrets file, or configure client "
+                    f"credentials are configured (the token came from {self._static_secret} "
+                    "or was given).",
+                    f"Put a fresh {self._static_secret} in the secrets file, or configure client "
                     "credentials (client-id, oauth-scope, tenant-id or oauth-token-url in the "
                     "config, client-secret in the secrets file) so tokens renew themselves.",
                     self._files_hint(),
@@ -170,6 +175,17 @@ class TokenProvider:
             return self._acquire()
 
     # -- internals -------------------------------------------------------------------------
+    @property
+    def _static_secret(self) -> str:
+        """The secrets-file key of a ready token for this API."""
+        return f"{self._api}-token" if self._api else "az-token"
+
+    def _key_name(self, key: str) -> str:
+        """Where ``key`` of ``global`` is set for this API (a named one may set its own)."""
+        if self._api:
+            return f"global → apis → {self._api} → {key} (or global → {key})"
+        return f"global → {key}"
+
     def _files_hint(self) -> str:
         org, env = self._config.get("_org_id"), self._config.get("_env_type")
         if org and env:
@@ -179,11 +195,15 @@ class TokenProvider:
     def _missing_credentials(self) -> list[str]:
         missing = []
         if not self._explicit_url and not self._tenant_id:
-            missing.append("global → tenant-id (or global → oauth-token-url)")
+            missing.append(
+                f"{self._key_name('tenant-id')}, or {self._key_name('oauth-token-url')}"
+                if self._api
+                else "global → tenant-id (or global → oauth-token-url)"
+            )
         if not self._client_id:
-            missing.append("global → client-id")
+            missing.append(self._key_name("client-id"))
         if not self._scope:
-            missing.append("global → oauth-scope")
+            missing.append(self._key_name("oauth-scope"))
         if not self._client_secret:
             missing.append("client-secret (secrets file)")
         return missing
@@ -197,11 +217,13 @@ class TokenProvider:
     def _acquire(self) -> str:
         missing = self._missing_credentials()
         if missing:
+            which = f" for the API '{self._api}'" if self._api else ""
             raise ConfigurationError(
-                "No token can be acquired: there is no az-token secret and the client "
-                f"credentials are incomplete; missing: {', '.join(missing)}.",
+                f"No token can be acquired{which}: there is no {self._static_secret} secret "
+                f"and the client credentials are incomplete; missing: {', '.join(missing)}.",
                 "Add the missing keys (config file for global → …, secrets file for "
-                "client-secret), or put a ready token in the secrets file as az-token.",
+                "client-secret), or put a ready token in the secrets file as "
+                f"{self._static_secret}.",
                 self._files_hint(),
             )
         url = str(self.token_url)

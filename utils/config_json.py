@@ -67,7 +67,9 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def read_json_file(path: Path, *, what: str, show_line: bool, example: str) -> Any:
+def read_json_file(
+    path: Path, *, what: str, show_line: bool, example: str | None, empty_fix: str | None = None
+) -> Any:
     """Parse the JSON file ``path``; a :class:`ConfigurationError` naming it on any failure.
 
     Args:
@@ -75,6 +77,7 @@ def read_json_file(path: Path, *, what: str, show_line: bool, example: str) -> A
         what: What it is, for messages (``"config file"``).
         show_line: Quote the offending line of a syntax error (never for a secrets file).
         example: The example file in ``config/`` that the "empty file" fix copies.
+        empty_fix: The fix for an empty file instead of copying ``example``.
 
     Returns:
         The parsed JSON value.
@@ -100,8 +103,8 @@ def read_json_file(path: Path, *, what: str, show_line: bool, example: str) -> A
     if not text.strip():
         raise ConfigurationError(
             f"The {what} {shown} is empty.",
-            "Write a JSON object into it; see the example file.",
-            f"cp config/{example} {shown}",
+            empty_fix or "Write a JSON object into it; see the example file.",
+            f"cp config/{example} {shown}" if example else None,
         )
     try:
         return json.loads(

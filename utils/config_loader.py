@@ -29,6 +29,7 @@ import logging
 import os
 import re
 import stat
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,10 +50,14 @@ CONFIG_SUFFIX = "-config.json"
 SECRETS_SUFFIX = "-config-secrets.json"
 PATH_SEPARATOR = " → "
 MINIMAL_EXAMPLE = '"global": {"api-base-url": "https://api.example.com"}'
-RESERVED_NAMES = frozenset({"org_id", "env_type", "token", "args", "dry_run", "full_refresh"})
+# Injected by the toolkit itself (``_api`` names the API of a client's config view).
+RESERVED_NAMES = frozenset(
+    {"org_id", "env_type", "token", "args", "dry_run", "full_refresh", "api"}
+)
 SECRET_NAME = re.compile(r"^[a-z0-9]+(_[a-z0-9]+)*$")
 GROUP_OTHER_BITS = stat.S_IRWXG | stat.S_IRWXO
 MAX_VALUE_CHARS = 60
+URL_PATTERN = r"^https?://[^\s/?#]+[^\s]*$"  # the schema's pattern of api-base-url
 JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
 
 
@@ -141,10 +146,21 @@ def _unknown_key(where: str, key: str, known: list[str]) -> str:
     return f"{prefix}: unknown key{hint}"
 
 
-def _describe(error: jsonschema.ValidationError) -> list[str]:
-    """Turn one jsonschema error into one or more ``path: problem`` lines."""
-    where = _where(error.absolute_path)
+def _describe(error: jsonschema.ValidationError, prefix: Sequence[str] = ()) -> list[str]:
+    """Turn one jsonschema error into one or more ``path: problem`` lines.
+
+    Args:
+        error: The error.
+        prefix: Keys above the validated object (``("scripts", "report")`` for a script's
+            settings), so the path names the key as the config file holds it.
+    """
+    where = _where([*prefix, *error.absolute_path])
     kind, value, rule = error.validator, error.instance, error.validator_value
+    if "propertyNames" in error.schema_path:
+        return [
+            f"{where}: {_short(value)} is not a valid name (kebab-case: lowercase letters, "
+            "digits and '-', starting with a letter, e.g. 'update-customers')"
+        ]
     if kind == "additionalProperties" and isinstance(value, dict):
         known = sorted(error.schema.get("properties", {}))
         return [_unknown_key(where, k, known) for k in value if k not in known]
@@ -158,7 +174,7 @@ def _describe(error: jsonschema.ValidationError) -> list[str]:
         return [f"{where}: {_short(value)} must be greater than {rule}"]
     if kind == "minimum":
         return [f"{where}: {_short(value)} must be at least {rule}"]
-    if kind == "pattern":
+    if kind == "pattern" and rule == URL_PATTERN:
         return [f"{where}: {_short(value)} is not an http:// or https:// URL"]
     return [f"{where}: {error.message[: MAX_VALUE_CHARS * 2]}"]
 
@@ -177,6 +193,47 @@ def _cross_field_problems(config: dict[str, Any]) -> list[str]:
     return problems
 
 
+def schema_problems(
+    instance: Any, schema: dict[str, Any], prefix: Sequence[str] = ()
+) -> tuple[list[str], list[Any] | None]:
+    """Every violation of ``schema`` by ``instance``, as ``path: problem`` lines.
+
+    Args:
+        instance: The JSON value to check.
+        schema: A JSON Schema 2020-12.
+        prefix: Keys above ``instance`` in the config file, for the paths.
+
+    Returns:
+        The lines (sorted by path), and the path (below ``prefix``) of the object holding the
+        first problem, None when there is none; the error's example is drawn from there.
+    """
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(instance), key=lambda e: [str(p) for p in e.path])
+    problems = [line for error in errors for line in _describe(error, prefix)]
+    if not errors:
+        return problems, None
+    # An unknown or missing key is reported on its object; any other on the key.
+    whole = errors[0].validator in ("additionalProperties", "required")
+    return problems, list(errors[0].absolute_path)[: None if whole else -1]
+
+
+def raise_problems(source: str, problems: list[str], fix: str, example: str | None) -> None:
+    """Raise one :class:`ValidationError` listing ``problems`` of the file ``source``.
+
+    Raises:
+        ValidationError: Always, when ``problems`` is not empty.
+    """
+    if not problems:
+        return
+    count = f"{len(problems)} problem" + ("s" if len(problems) > 1 else "")
+    listing = "\n".join(f"  - {line}" for line in problems)
+    raise ValidationError(
+        f"Config file {source} does not match the schema ({count}):\n{listing}", fix, example
+    )
+
+
 def validate_config(config: dict[str, Any], source: str) -> None:
     """Check ``config`` against the schema and the cross-field rules, reporting all at once.
 
@@ -187,51 +244,56 @@ def validate_config(config: dict[str, Any], source: str) -> None:
     Raises:
         ValidationError: Listing every problem with its path.
     """
-    import jsonschema
-
-    validator = jsonschema.Draft202012Validator(load_schema())
-    errors = sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.path])
-    problems = [line for error in errors for line in _describe(error)]
-    if not errors:
+    problems, section = schema_problems(config, load_schema())
+    if section is None:
         problems += _cross_field_problems(fill_defaults(copy.deepcopy(config)))
-    if problems:
         section = ["script-behavior", "jitter"]
-        if errors:
-            # An unknown or missing key is reported on its object; any other on the key.
-            whole = errors[0].validator in ("additionalProperties", "required")
-            section = list(errors[0].absolute_path)[: None if whole else -1]
-        count = f"{len(problems)} problem" + ("s" if len(problems) > 1 else "")
-        listing = "\n".join(f"  - {line}" for line in problems)
-        raise ValidationError(
-            f"Config file {source} does not match the schema ({count}):\n{listing}",
-            f"Fix each key listed. schemas/{SCHEMA_FILE} describes every key and "
-            f"config/{EXAMPLE_CONFIG} shows them all.",
-            _example_for(section),
-        )
+    raise_problems(
+        source,
+        problems,
+        f"Fix each key listed. schemas/{SCHEMA_FILE} describes every key and "
+        f"config/{EXAMPLE_CONFIG} shows them all.",
+        example_for(section, load_schema()),
+    )
 
 
-def _example_for(path: list[Any]) -> str:
-    """A JSON snippet of the defaults of the object holding the first problem."""
-    schema = load_schema()
+def example_for(path: Sequence[Any], schema: dict[str, Any]) -> str:
+    """A JSON snippet of the defaults of the object at ``path`` in ``schema``."""
     for key in path:
         schema = schema.get("properties", {}).get(str(key), {})
     if not path or not schema.get("properties") or not isinstance(path[-1], str):
         return MINIMAL_EXAMPLE
-    defaults = _fill({}, schema)
+    defaults = fill_from_schema({}, schema)
     if None in defaults.values():  # a section of optional settings: defaults say nothing
         return MINIMAL_EXAMPLE
     return f'"{path[-1]}": {json.dumps(defaults)} (the defaults)'
 
 
-def _fill(instance: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
-    for key, sub in schema.get("properties", {}).items():
+def fill_from_schema(instance: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """Fill ``schema``'s defaults into ``instance`` in place, at every level.
+
+    Objects the instance leaves out are created from their default and filled in turn; the
+    entries of a map (an object whose ``additionalProperties`` is a schema, such as
+    ``global.apis``) are filled from that schema. A whole-number float given for an integer
+    key (``3.0``) becomes an ``int``.
+
+    Returns:
+        ``instance`` itself.
+    """
+    properties = schema.get("properties", {})
+    for key, sub in properties.items():
         if key not in instance and "default" in sub:
             instance[key] = copy.deepcopy(sub["default"])
         value = instance.get(key)
         if isinstance(value, dict):
-            _fill(value, sub)
+            fill_from_schema(value, sub)
         elif sub.get("type") == "integer" and isinstance(value, float) and value.is_integer():
             instance[key] = int(value)
+    entry = schema.get("additionalProperties")
+    if isinstance(entry, dict) and entry.get("properties"):
+        for key, value in instance.items():
+            if key not in properties and isinstance(value, dict):
+                fill_from_schema(value, entry)
     return instance
 
 
@@ -241,8 +303,7 @@ def fill_defaults(config: dict[str, Any]) -> dict[str, Any]:
     Returns:
         ``config`` itself, for chaining.
     """
-    _fill(config, load_schema())
-    return config
+    return fill_from_schema(config, load_schema())
 
 
 def secret_name(key: str) -> str:

@@ -44,7 +44,7 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any, NoReturn
 
-from utils import auth, config_loader, run_control, run_stats
+from utils import _script_settings, auth, config_loader, run_control, run_stats
 from utils import logger as txo_logger
 from utils.exceptions import (
     ApiAuthenticationError,
@@ -275,8 +275,8 @@ def _first_token(config: dict[str, Any], has_secrets: bool, org_id: str, env_typ
             f"Secrets file {shown} not found; this script needs an API token, acquired "
             "with its client-secret (or given as az-token).",
             "Copy the example, put the client secret in it and make it private "
-            "(chmod 600). A script that calls no API can skip the token (see 'Writing a "
-            "script' in docs/writing-scripts.md).",
+            "(chmod 600). A script that calls no API can do without both: pass "
+            "require_token=False to parse_args_and_load_config (docs/writing-scripts.md).",
             f"cp config/{config_loader.EXAMPLE_SECRETS} {shown} && chmod 600 {shown}",
         )
     return auth.get_token_provider(config).get_token()
@@ -328,6 +328,7 @@ def parse_args_and_load_config(
     if validate_config:
         config_loader.validate_config(config, source)
     config_loader.fill_defaults(config)
+    _script_settings.apply(config, source, run_control.script_name(), validate_config)
     secrets = config_loader.read_secrets(org_id, env_type)
     config.update(secrets or {})
     config["_org_id"] = org_id
@@ -406,18 +407,43 @@ def _report(error: BaseException) -> int:
 
 
 def _log_summary(code: int, started: float) -> None:
+    """Log the run summary: one line, the last of the run.
+
+    As text, the figures in words, then ``dry run`` when it was one, then each of the
+    script's counters as ``name N``. In JSON log format the same line carries them as
+    top-level fields (``exit_code``, ``duration_s``, ``api_calls`` …, ``counters``), so a
+    log shipper reads them without parsing the message.
+    """
     counts = run_stats.snapshot()
+    counters = run_stats.script_counters()
+    dry_run = run_control.is_dry_run()
+    duration = round(time.monotonic() - started, 3)
+    fields: dict[str, Any] = {
+        "exit_code": code,
+        "duration_s": duration,
+        "api_calls": counts.get(run_stats.API_CALLS, 0),
+        "retries": counts.get(run_stats.RETRIES, 0),
+        "rate_limited": counts.get(run_stats.RATE_LIMITED, 0),
+        "breaker_opens": counts.get(run_stats.BREAKER_OPENS, 0),
+        "files_written": counts.get(run_stats.FILES_WRITTEN, 0),
+        "dry_run": dry_run,
+        "counters": counters,
+    }
+    extras = "".join(f" · {name} {value}" for name, value in counters.items())
     log.info(
         "Run summary: exit %d (%s) in %.2fs · API calls %d · retries %d · 429s %d · "
-        "breaker opens %d · files written %d",
+        "breaker opens %d · files written %d%s%s",
         code,
         EXIT_MEANINGS.get(code, "error"),
-        time.monotonic() - started,
-        counts.get(run_stats.API_CALLS, 0),
-        counts.get(run_stats.RETRIES, 0),
-        counts.get(run_stats.RATE_LIMITED, 0),
-        counts.get(run_stats.BREAKER_OPENS, 0),
-        counts.get(run_stats.FILES_WRITTEN, 0),
+        duration,
+        fields["api_calls"],
+        fields["retries"],
+        fields["rate_limited"],
+        fields["breaker_opens"],
+        fields["files_written"],
+        " · dry run: no POST/PUT/PATCH/DELETE sent" if dry_run else "",
+        extras,
+        extra=fields,
     )
 
 

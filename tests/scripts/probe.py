@@ -4,7 +4,8 @@ Environment knobs (tests only): ``PROBE_REQUIRE_TOKEN=0`` loads without a token,
 ``PROBE_TOKEN_CALLS=N`` asks the shared provider N more times, ``PROBE_REFRESH=1`` refreshes
 once, ``PROBE_RAISE=ClassName`` raises that exception from ``utils.exceptions`` (or
 ``RuntimeError`` / ``SystemExit7``) after loading, ``PROBE_OPTIONS=1`` gives the script its
-own ``--limit N`` option.
+own ``--limit N`` option, ``PROBE_COUNT=name=N,other=M`` counts into script counters,
+``PROBE_API=name`` GETs ``PROBE_API_PATH`` (default ``ping``) from the named API.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import argparse
 import json
 import os
 
-from utils import auth, exceptions
+from utils import auth, exceptions, run_stats
+from utils.api_factory import create_rest_api
 from utils.script_runner import parse_args_and_load_config, run_script
 
 
@@ -38,6 +40,12 @@ def main() -> None:
         if os.environ.get("PROBE_REFRESH") == "1":
             report["refreshed"] = provider.refresh()
             report["after_refresh"] = provider.get_token()
+    for item in filter(None, os.environ.get("PROBE_COUNT", "").split(",")):
+        name, _, amount = item.partition("=")
+        run_stats.count(name, int(amount or "1"))
+    if os.environ.get("PROBE_API"):
+        with create_rest_api(config, api=os.environ["PROBE_API"]) as api:
+            report["api_answer"] = api.get(os.environ.get("PROBE_API_PATH", "ping"))
     print(json.dumps(report), flush=True)
     raise_name = os.environ.get("PROBE_RAISE")
     if raise_name == "RuntimeError":

@@ -1,0 +1,1 @@
+"""Tools users run: the script scaffolder (``make new-script``)."""
