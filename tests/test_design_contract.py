@@ -144,6 +144,7 @@ LAYERS: dict[str, int] = {
     "table_writers": 5,
     "save_formats": 5,
     "atomic_write": 5,
+    "_output_names": 5,
     "load_n_save": 5,
     "http_origin": 6,
     "http_errors": 6,
