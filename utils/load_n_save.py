@@ -112,8 +112,11 @@ class TxoDataHandler:
                 (``index=False`` by default, ``encoding="utf-8"``); ``indent`` (default 2),
                 ``sort_keys``, ``ensure_ascii`` for ``.json``/``.jsonl``; ``compression``,
                 ``schema``, ``row_group_size`` and other pyarrow options for ``.parquet``;
-                ``sheet_name``, ``index``, ``datetime_format``, ``date_format`` for
-                ``.xlsx``; ``encoding`` for ``.txt``.
+                ``sheet_name``, ``index``, ``datetime_format``, ``date_format``,
+                ``number_formats`` (column → Excel number format, e.g.
+                ``{"Rate": "0.0000"}``; ``Decimal`` columns default to ``#,##0.00``),
+                ``title``, ``totals`` and ``charts`` for ``.xlsx`` (see ``excel_writer``);
+                ``encoding`` for ``.txt``.
 
         Returns:
             The path written.
