@@ -339,3 +339,24 @@ def test_charts_get_each_tables_layout_and_end_up_in_the_workbook(root: Path) ->
     with zipfile.ZipFile(path) as archive:
         chart = archive.read("xl/charts/chart1.xml").decode()
     assert "<c:f>Data!$D$4:$D$6</c:f>" in chart and "<c:f>Data!$A$4:$A$6</c:f>" in chart
+
+
+def test_a_title_by_sheet_heads_only_the_sheets_it_names(root: Path) -> None:
+    sheets = {"One": money_frame(), "Two": money_frame()}
+    book = save_and_open(sheets, title={"One": ["Summary", "As of 30 June 2025"]})
+    assert [book["One"][f"A{n}"].value for n in (1, 2, 4)] == ["Summary", "As of 30 June 2025", "Customer"]
+    assert book["Two"]["A1"].value == "Customer"
+    with pytest.raises(ValidationError, match=re.escape("title names sheet(s) ['Three']")):
+        TxoDataHandler().save(sheets, "output", "book.xlsx", title={"Three": "x"})
+
+
+def test_headers_of_numbers_and_dates_are_right_aligned_over_them(root: Path) -> None:
+    ws = save_and_open(money_frame()).active
+    aligned = {c.value: c.alignment.horizontal for c in ws[1]}
+    assert aligned == {
+        "Customer": None,
+        "Amount": "right",
+        "Rate": "right",
+        "Count": "right",
+        "Due": "right",
+    }

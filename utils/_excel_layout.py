@@ -10,6 +10,8 @@ Decisions:
 - ``number_formats`` is one flat ``{column: format}`` mapping: for a dict of DataFrames it
   applies to every sheet that has a column of that name (a name means the same thing on every
   sheet of a report). A name that no sheet has is an error.
+- ``title`` is one heading for every sheet (a str, lines split at newlines, or a list of
+  lines), or a mapping ``{sheet key: heading}``.
 - ``totals`` is a list of columns (summed on every sheet that has them; a name no sheet has
   is an error), or a mapping ``{sheet key: [columns]}`` for totals that differ by sheet (an
   unknown sheet, or a column that sheet lacks, is an error). A totals column must hold
@@ -148,15 +150,7 @@ def check_options(
         unknown = [name for name in number_formats if name not in every]
         if unknown:
             raise _unknown_columns(unknown, where, every)
-    if title is not None and not (
-        isinstance(title, str)
-        or (isinstance(title, Sequence) and all(isinstance(t, str) for t in title))
-    ):
-        raise ValidationError(
-            f"title must be a str or a list of lines, not {title!r}.",
-            "Pass the heading text; each further line goes on a row of its own.",
-            'title=["Receivables report", "As of 30 June 2025"]',
-        )
+    _check_title(title, headers)
     if charts is not None and not callable(charts):
         raise ValidationError(
             f"charts must be a function (workbook, layouts) → None, not {charts!r}.",
@@ -178,6 +172,42 @@ def check_options(
                     'totals=["Amount"]',
                 )
     return wanted
+
+
+def title_lines(title: Any, key: Any) -> list[str]:
+    """The heading lines of sheet ``key``: ``title`` is a str (split at newlines), a list of
+    lines, or a dict of either by sheet key (a sheet it does not name has no heading)."""
+    if isinstance(title, Mapping):
+        title = title.get(key)
+    if title is None:
+        return []
+    return title.splitlines() if isinstance(title, str) else list(title)
+
+
+def _is_lines(value: Any) -> bool:
+    return isinstance(value, str) or (
+        isinstance(value, Sequence) and all(isinstance(t, str) for t in value)
+    )
+
+
+def _check_title(title: Any, headers: Mapping[Any, list[str]]) -> None:
+    if title is None:
+        return
+    parts = list(title.values()) if isinstance(title, Mapping) else [title]
+    if not all(_is_lines(part) for part in parts):
+        raise ValidationError(
+            f"title must be a str or a list of lines (or a dict of them by sheet), not {title!r}.",
+            "Pass the heading text; each further line goes on a row of its own.",
+            'title=["Receivables report", "As of 30 June 2025"]',
+        )
+    unknown = [key for key in title if key not in headers] if isinstance(title, Mapping) else []
+    if unknown:
+        raise ValidationError(
+            f"title names sheet(s) {unknown!r} that the workbook does not have; its sheets "
+            f"are: {list(headers)!r}.",
+            "Key title= by the sheet names of the data (the dict's keys).",
+            'title={"Summary": "Receivables summary"}',
+        )
 
 
 def _totals_per_sheet(

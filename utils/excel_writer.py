@@ -6,7 +6,8 @@ stays with openpyxl (``pandas.read_excel``).
 
 Decisions, for a reader of the workbook:
 
-- The header row is bold, frozen (it stays visible while scrolling) and has an autofilter.
+- The header row is bold, frozen (it stays visible while scrolling) and has an autofilter;
+  the header of a column of numbers or dates is right-aligned, over its figures.
 - Column widths come from the header and the first :data:`WIDTH_SCAN_ROWS` rows, capped at
   :data:`MAX_COLUMN_WIDTH` characters; wide (CJK, emoji) characters count double.
 - ``datetime`` values (and ``datetime64`` columns) are Excel dates with a date-time number
@@ -18,7 +19,8 @@ Decisions, for a reader of the workbook:
 - ``Decimal`` values are money: numbers with two decimals and a thousands separator
   (``#,##0.00``). ``number_formats={"column": "0.0000"}`` sets any column's format instead
   (dates and numbers alike), on every sheet that has the column.
-- ``title=`` puts a heading above each sheet's table (first line bold and large, further
+- ``title=`` puts a heading above each sheet's table (or, as a dict, above the sheets it
+  names) (first line bold and large, further
   lines beneath it, then an empty row); ``totals=`` adds a bold totals row under the table,
   a ``SUBTOTAL(109, …)`` formula per column (it follows the autofilter, like Excel's own
   table total row) with its value already computed, so every reader shows the figure;
@@ -60,10 +62,13 @@ from utils._excel_layout import (
     check_options,
     column_total,
     headers_of,
+    title_lines,
 )
 from utils.exceptions import ValidationError
 
 log = logging.getLogger(__name__)
+
+__all__ = ["SheetLayout", "sheet_names", "write_excel"]
 
 MAX_ROWS = 1_048_576  # Excel's sheet limit, header row included
 MAX_COLUMNS = 16_384
@@ -287,7 +292,9 @@ class _SheetWriter:
             ws.set_column(col, col, min(width + WIDTH_PADDING, MAX_COLUMN_WIDTH))
         for row, line in enumerate(title):
             ws.write_string(row, 0, line, self.formats["title" if row == 0 else "subtitle"])
-        ws.write_row(header_row, 0, headers, self.formats["header"])
+        for col, (header, (values, _, _, _)) in enumerate(zip(headers, columns, strict=True)):
+            right = _holds_numbers(values[:WIDTH_SCAN_ROWS])  # over right-aligned figures
+            ws.write_string(header_row, col, header, self.formats[f"header{'_right' * right}"])
         first_row = header_row + 1
         if cols:
             ws.freeze_panes(first_row, 0)
@@ -349,6 +356,16 @@ class _SheetWriter:
                 ws.write_blank(row, col, None, fmt)
 
 
+def _holds_numbers(values: Sequence[Any]) -> bool:
+    """True when the first non-blank value is a number or a date (Excel aligns it right)."""
+    value = next((v for v in values if not _is_blank(v)), None)
+    if value is None or isinstance(value, (bool, np.bool_, str)):
+        return False
+    return isinstance(
+        value, (int, float, Decimal, np.number, dt.date, dt.time, dt.timedelta, pd.Timestamp)
+    )
+
+
 def _shown(value: Any, num_format: str | None) -> str:
     """Roughly what Excel shows for ``value`` in ``num_format`` (for the column width)."""
     if num_format and isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
@@ -370,7 +387,7 @@ def write_excel(
     datetime_format: str = DATETIME_FORMAT,
     date_format: str = DATE_FORMAT,
     number_formats: Mapping[str, str] | None = None,
-    title: str | Sequence[str] | None = None,
+    title: str | Sequence[str] | Mapping[Any, str | Sequence[str]] | None = None,
     totals: Sequence[str] | Mapping[Any, Sequence[str]] | None = None,
     charts: ChartHook | None = None,
 ) -> None:
@@ -384,7 +401,8 @@ def write_excel(
         datetime_format: Excel number format for date-time cells.
         date_format: Excel number format for date cells.
         number_formats: Column name → Excel number format, on every sheet with that column.
-        title: A heading above each table: a str (lines split at newlines) or a list of lines.
+        title: A heading above each table: a str (lines split at newlines) or a list of
+            lines, or a dict of them keyed like ``sheets``.
         totals: Columns to total under the table: a list (every sheet that has them), or a
             dict of such lists keyed like ``sheets``.
         charts: Called as ``charts(workbook, layouts)`` once every sheet is written, with the
@@ -402,7 +420,6 @@ def write_excel(
         title=title,
         charts=charts,
     )
-    lines = title.splitlines() if isinstance(title, str) else list(title or ())
     names = sheet_names([name for name, _ in sheets])
     # constant_memory streams rows through part files; keep them in a private folder beside
     # the target (always writable, unlike /tmp in a read-only container) and remove them.
@@ -411,6 +428,7 @@ def write_excel(
         try:
             formats = {
                 "header": book.add_format({"bold": True, "bottom": 1}),
+                "header_right": book.add_format({"bold": True, "bottom": 1, "align": "right"}),
                 "datetime": book.add_format({"num_format": datetime_format}),
                 "date": book.add_format({"num_format": date_format}),
                 "time": book.add_format({"num_format": TIME_FORMAT}),
@@ -429,7 +447,7 @@ def write_excel(
                     frame,
                     index,
                     number_formats=number_formats or {},
-                    title=lines,
+                    title=title_lines(title, key),
                     totals=wanted_totals.get(key, ()),
                 )
             if charts is not None:
