@@ -360,3 +360,19 @@ def test_headers_of_numbers_and_dates_are_right_aligned_over_them(root: Path) ->
         "Count": "right",
         "Due": "right",
     }
+
+
+def test_a_chart_function_that_fails_fails_the_save_and_keeps_the_previous_file(
+    root: Path,
+) -> None:
+    handler = TxoDataHandler()
+    path = handler.save(money_frame(), "output", "book.xlsx")
+    before = path.read_bytes()
+
+    def broken(book: object, layouts: object) -> None:
+        raise RuntimeError("chart bug")
+
+    with pytest.raises(RuntimeError, match="chart bug"):
+        handler.save(money_frame(), "output", "book.xlsx", totals=["Count"], charts=broken)
+    assert path.read_bytes() == before
+    assert [p.name for p in (root / "output").iterdir()] == ["book.xlsx"]
