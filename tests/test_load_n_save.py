@@ -674,3 +674,19 @@ def test_loading_a_missing_file_does_not_list_reservations(
 def test_json_text_is_valid_json_for_a_standard_parser(root: Path, handler: TxoDataHandler) -> None:
     path = handler.save({"n": float("inf"), "d": Decimal("1E+3")}, "output", "v.json")
     assert json.loads(path.read_text()) == {"n": None, "d": 1000.0}
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_leaves_its_parents_reservations_alone(root: Path) -> None:
+    from utils import _output_names
+
+    name = timestamped_filename(CONFIG, "customers", "xlsx", now=MINUTE)
+    marker = root / "output" / f".{name}.reserved"
+    pid = os.fork()
+    if pid == 0:  # the child ends as a child running the exit handlers would
+        _output_names.release_all()
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert marker.exists()
+    _output_names.release_all()
+    assert not marker.exists()

@@ -44,7 +44,7 @@ RESERVATION_MAX_AGE = 24 * 60 * 60  # seconds
 FIRST_SUFFIX = 2
 RESERVATION_MODE = 0o644
 
-_held: set[Path] = set()
+_held: dict[Path, int] = {}  # reservation → the process that made it
 _swept: set[Path] = set()
 _lock = threading.Lock()
 _exit_hook_registered = False
@@ -98,9 +98,11 @@ def reserve(folder: Path, stem: str, ext: str) -> str:
                 with contextlib.suppress(OSError):
                     os.unlink(marker)
                 continue
-            try:
-                started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+            started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+            try:  # for a person who finds it; the file's existence is the reservation
                 os.write(fd, f"reserved by process {os.getpid()} at {started}\n".encode())
+            except OSError:
+                pass
             finally:
                 os.close(fd)
             _hold(marker)
@@ -112,19 +114,23 @@ def reserve(folder: Path, stem: str, ext: str) -> str:
 
 def _hold(marker: Path) -> None:
     global _exit_hook_registered
-    _held.add(marker)
+    _held[marker] = os.getpid()
     if not _exit_hook_registered:
         atexit.register(release_all)
         _exit_hook_registered = True
 
 
 def release_all() -> None:
-    """Remove this process's reservations (run at exit; the files they guarded stay)."""
+    """Remove this process's reservations (run at exit; the files they guarded stay).
+
+    A forked child inherits the list but not the reservations: it leaves them to its parent.
+    """
     with _lock:
-        for marker in list(_held):
-            with contextlib.suppress(OSError):
-                os.unlink(marker)
-            _held.discard(marker)
+        for marker, owner in list(_held.items()):
+            if owner == os.getpid():
+                with contextlib.suppress(OSError):
+                    os.unlink(marker)
+            del _held[marker]
 
 
 def _sweep(folder: Path) -> None:
