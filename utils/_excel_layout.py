@@ -1,4 +1,6 @@
-"""What ``save(..., number_formats=, title=, totals=, charts=)`` asks of an ``.xlsx`` workbook.
+"""How a table is laid out in an ``.xlsx`` sheet: the layout options, widths, alignment.
+
+What ``save(..., number_formats=, title=, totals=, charts=)`` asks of a workbook.
 
 The options are checked here against the sheets before anything is written (a column named
 that no sheet has is a ``ValidationError`` naming it), and :class:`SheetLayout` tells a
@@ -20,7 +22,9 @@ Decisions:
 
 from __future__ import annotations
 
+import datetime as dt
 import math
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -109,6 +113,46 @@ def _is_number(value: Any) -> bool:
     if isinstance(value, (bool, np.bool_)):
         return False
     return isinstance(value, (int, float, Decimal, np.integer, np.floating))
+
+
+def is_blank(value: Any) -> bool:
+    """True for what is written as an empty cell (``None``, NA, NaT, NaN)."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    return isinstance(value, float) and math.isnan(value)
+
+
+def display_width(value: str) -> int:
+    """Characters ``value`` takes on screen: wide (CJK, emoji) ones count double."""
+    if value.isascii():
+        return len(value)
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in value)
+
+
+def shown_text(value: Any, num_format: str | None) -> str:
+    """Roughly what Excel shows for ``value`` in ``num_format`` (for the column width);
+    ``""`` for a blank."""
+    if is_blank(value):
+        return ""
+    if num_format and isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
+        section = num_format.split(";")[0]
+        decimals = len(section.split(".")[1].rstrip("%)_ ")) if "." in section else 0
+        separator = "," if "," in section else ""
+        try:
+            return f"{float(value):{separator}.{decimals}f}"
+        except (ValueError, OverflowError):
+            return str(value)
+    return str(value)
+
+
+def holds_numbers(values: Sequence[Any]) -> bool:
+    """True when the first non-blank value is a number or a date (Excel aligns it right)."""
+    value = next((v for v in values if not is_blank(v)), None)
+    if value is None or isinstance(value, (bool, np.bool_, str)):
+        return False
+    return isinstance(
+        value, (int, float, Decimal, np.number, dt.date, dt.time, dt.timedelta, pd.Timestamp)
+    )
 
 
 def column_total(values: Sequence[Any]) -> float:

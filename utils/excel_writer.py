@@ -43,7 +43,6 @@ import logging
 import math
 import re
 import tempfile
-import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -61,7 +60,10 @@ from utils._excel_layout import (
     SheetLayout,
     check_options,
     column_total,
+    display_width,
     headers_of,
+    holds_numbers,
+    shown_text,
     title_lines,
 )
 from utils.exceptions import ValidationError
@@ -117,18 +119,6 @@ def sheet_names(keys: Sequence[Any]) -> list[str]:
         taken.add(name.casefold())
         names.append(name)
     return names
-
-
-def _display_width(value: str) -> int:
-    if value.isascii():
-        return len(value)
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in value)
-
-
-def _is_blank(value: Any) -> bool:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return True
-    return isinstance(value, float) and math.isnan(value)
 
 
 def _to_naive_utc(value: dt.datetime) -> dt.datetime:
@@ -281,19 +271,17 @@ class _SheetWriter:
         for col, (header, (values, _, fixed, shown)) in enumerate(
             zip(headers, columns, strict=True)
         ):
-            width = _display_width(header) + FILTER_BUTTON_WIDTH
+            width = display_width(header) + FILTER_BUTTON_WIDTH
             if fixed is not None:
                 width = max(width, fixed)
             else:
                 scanned = [*values[:WIDTH_SCAN_ROWS], sums.get(col)]
-                for value in scanned:
-                    if not _is_blank(value):
-                        width = max(width, _display_width(_shown(value, shown)))
+                width = max(width, *(display_width(shown_text(v, shown)) for v in scanned))
             ws.set_column(col, col, min(width + WIDTH_PADDING, MAX_COLUMN_WIDTH))
         for row, line in enumerate(title):
             ws.write_string(row, 0, line, self.formats["title" if row == 0 else "subtitle"])
         for col, (header, (values, _, _, _)) in enumerate(zip(headers, columns, strict=True)):
-            right = _holds_numbers(values[:WIDTH_SCAN_ROWS])  # over right-aligned figures
+            right = holds_numbers(values[:WIDTH_SCAN_ROWS])  # over right-aligned figures
             ws.write_string(header_row, col, header, self.formats[f"header{'_right' * right}"])
         first_row = header_row + 1
         if cols:
@@ -354,29 +342,6 @@ class _SheetWriter:
                 ws.write_string(row, col, TOTAL_LABEL, fmt)
             else:
                 ws.write_blank(row, col, None, fmt)
-
-
-def _holds_numbers(values: Sequence[Any]) -> bool:
-    """True when the first non-blank value is a number or a date (Excel aligns it right)."""
-    value = next((v for v in values if not _is_blank(v)), None)
-    if value is None or isinstance(value, (bool, np.bool_, str)):
-        return False
-    return isinstance(
-        value, (int, float, Decimal, np.number, dt.date, dt.time, dt.timedelta, pd.Timestamp)
-    )
-
-
-def _shown(value: Any, num_format: str | None) -> str:
-    """Roughly what Excel shows for ``value`` in ``num_format`` (for the column width)."""
-    if num_format and isinstance(value, (int, float, Decimal)) and not isinstance(value, bool):
-        section = num_format.split(";")[0]
-        decimals = len(section.split(".")[1].rstrip("%)_ ")) if "." in section else 0
-        separator = "," if "," in section else ""
-        try:
-            return f"{float(value):{separator}.{decimals}f}"
-        except (ValueError, OverflowError):
-            return str(value)
-    return str(value)
 
 
 def write_excel(
