@@ -25,7 +25,15 @@ setup: $(STAMP) ## Create .venv/ and install the locked dependencies (no-op when
 $(STAMP): requirements.lock pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "❌ $(PYTHON) not found: install Python 3.10+ or run make PYTHON=/path/to/python3"; exit 2; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	@# The lock is pinned on Python 3.11 (numpy, pandas and pyarrow there need 3.11+); on 3.10
+	@# the environment comes from pyproject.toml's ranges instead, as tox builds it.
+	@if $(PY) -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then \
+	  echo "$(PY) -m pip install --quiet -r requirements.lock"; \
+	  $(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock; \
+	else \
+	  echo "Python $$($(PY) -c 'import platform; print(platform.python_version())'): requirements.lock is for 3.11+; installing pyproject.toml's ranges"; \
+	  $(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev]"; \
+	fi
 	@touch $(STAMP)
 
 lock: ## Re-resolve dependencies from pyproject.toml and rewrite the lock files

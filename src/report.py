@@ -4,8 +4,9 @@
 Reads the customers and sales invoices of a Business-Central-style API (paged OData
 collections) and its receivables snapshot (an export answered ``202 Accepted`` and polled),
 then saves ``output/{org}-{env}-report_{UTC}.xlsx`` (sheets Summary, Customers, Overdue) and
-``output/{org}-{env}-report-summary_{UTC}.json``. Run: ``make run SCRIPT=report ORG=acme
-ENV=prod``; ``make demo`` runs it against the local demo API.
+``output/{org}-{env}-report-summary_{UTC}.json`` (a second run in the same minute gets
+``_2``). Run: ``make run SCRIPT=report ORG=acme ENV=prod``; ``make demo`` runs it against the
+local demo API.
 
 Decisions (the README's "The demo" explains them for readers of the report):
 
@@ -16,11 +17,19 @@ Decisions (the README's "The demo" explains them for readers of the report):
 - Overdue = ``Open``, money still owed, due before the as-of date; buckets by days past due
   ``0-30`` (1-30), ``31-60``, ``61-90``, ``90+``; the amount is the remaining one, tax included.
 - Counts that differ from the snapshot's control totals stop the run (exit 4), nothing saved.
-- No chart: ``TxoDataHandler.save`` writes plain sheets; Summary is laid out for one in Excel.
+- The workbook is one to send as it is: each sheet opens with a heading (what it shows, the
+  as-of date, the currency of its amounts), money is written as numbers shown ``#,##0.00``
+  (the amounts are ``Decimal``), each table ends with a totals row of the columns that can be
+  added up (base-currency amounts and counts, never amounts in mixed currencies), and Summary
+  carries a native Excel chart of the receivables by age, stacked by invoice currency.
+- Summary has one row per invoice currency, its amounts converted to the base currency
+  invoice by invoice, so that its totals row is exactly the report's base-currency total;
+  "Revenue in currency" keeps each currency's revenue in its own money.
 """
 
 from __future__ import annotations
 
+import functools
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -36,6 +45,8 @@ from utils.script_runner import parse_args_and_load_config, run_script
 
 if TYPE_CHECKING:  # pandas loads only when the report is built, so --help starts fast
     import pandas as pd
+
+    from utils.excel_writer import SheetLayout
 
 logger = setup_logger()
 
@@ -226,20 +237,20 @@ def customer_rows(
     for (customer_id, currency), items in groups.items():
         native = currency_figures(items, as_of, base=False)
         converted = currency_figures(items, as_of, base=True)
-        customer = known.get(customer_id)
+        found = known.get(customer_id)
         rows.append(
             {
-                "Customer No.": customer["number"] if customer else items[0].customer_number,
-                "Customer": customer["displayName"] if customer else items[0].customer_name,
-                "Country": customer["country"] if customer else "",
+                "Customer No.": found["number"] if found else items[0].customer_number,
+                "Customer": found["displayName"] if found else items[0].customer_name,
+                "Country": found["country"] if found else "",
                 "Currency": currency,
                 "Invoices": native["invoices"],
-                "Revenue": float(native["revenue"]),
-                f"Revenue ({base})": float(converted["revenue"]),
-                "Open balance": float(native["open_balance"]),
+                "Revenue": native["revenue"],
+                f"Revenue ({base})": converted["revenue"],
+                "Open balance": native["open_balance"],
                 "Overdue invoices": native["overdue_invoices"],
-                "Overdue": float(native["overdue"]),
-                f"Overdue ({base})": float(converted["overdue"]),
+                "Overdue": native["overdue"],
+                f"Overdue ({base})": converted["overdue"],
                 "Oldest overdue (days)": max((i.days_overdue(as_of) for i in items), default=0),
             }
         )
@@ -259,23 +270,31 @@ def overdue_rows(invoices: list[Invoice], snapshot: Snapshot) -> pd.DataFrame:
             "Customer No.": i.customer_number,
             "Customer": i.customer_name,
             "Currency": i.currency,
+            "Bucket": ageing_bucket(i.days_overdue(snapshot.as_of)),
             "Invoice date": pd.Timestamp(i.invoice_date),
             "Due date": pd.Timestamp(i.due_date),
             "Days overdue": i.days_overdue(snapshot.as_of),
-            "Bucket": ageing_bucket(i.days_overdue(snapshot.as_of)),
-            "Amount": float(i.gross),
-            "Remaining": float(i.remaining),
-            f"Remaining ({base})": float(i.remaining_base),
+            "Amount": i.gross,
+            "Remaining": i.remaining,
+            f"Remaining ({base})": i.remaining_base,
         }
         for i in invoices
         if i.days_overdue(snapshot.as_of)
     ]
     if not rows:
-        return pd.DataFrame(columns=["Invoice No.", "Days overdue", "Bucket", "Remaining"])
+        return pd.DataFrame(columns=overdue_columns(base))
     frame = pd.DataFrame(rows)
     return frame.sort_values(
         ["Days overdue", "Invoice No."], ascending=[False, True], ignore_index=True
     )
+
+
+def overdue_columns(base: str) -> list[str]:
+    """The Overdue sheet's columns (also when no invoice is overdue)."""
+    return [
+        *("Invoice No.", "Customer No.", "Customer", "Currency", "Bucket", "Invoice date"),
+        *("Due date", "Days overdue", "Amount", "Remaining", f"Remaining ({base})"),
+    ]
 
 
 def currency_figures(items: list[Invoice], as_of: date, base: bool) -> dict[str, Any]:
@@ -304,30 +323,102 @@ def currency_figures(items: list[Invoice], as_of: date, base: bool) -> dict[str,
 
 
 def summary_rows(invoices: list[Invoice], snapshot: Snapshot) -> pd.DataFrame:
-    """One row per currency in its own amounts, then one row for all, in base currency."""
+    """One row per invoice currency, its amounts in the base currency (and its revenue in
+    its own); the totals row Excel adds under it is the base-currency total."""
     import pandas as pd
 
     base = snapshot.base_currency
     currencies = sorted({i.currency for i in invoices if i.posted})
-    blocks = [(c, snapshot.rates[c], [i for i in invoices if i.currency == c]) for c in currencies]
     rows = []
-    for label, rate, items in [*blocks, (f"All (in {base})", None, invoices)]:
-        figures = currency_figures(items, snapshot.as_of, base=rate is None)
+    for currency in currencies:
+        items = [i for i in invoices if i.currency == currency]
+        native = currency_figures(items, snapshot.as_of, base=False)
+        figures = currency_figures(items, snapshot.as_of, base=True)
         row: dict[str, Any] = {
-            "As of": pd.Timestamp(snapshot.as_of),
-            "Currency": label,
-            f"Rate to {base}": float(rate) if rate is not None else None,
+            "Currency": currency,
+            f"Rate to {base}": snapshot.rates[currency],
             "Customers": figures["customers"],
             "Invoices": figures["invoices"],
-            "Revenue": float(figures["revenue"]),
-            "Open balance": float(figures["open_balance"]),
-            "Not yet due": float(figures["not_yet_due"]),
+            "Revenue in currency": native["revenue"],
+            "Revenue": figures["revenue"],
+            "Open balance": figures["open_balance"],
+            "Not yet due": figures["not_yet_due"],
         }
         for bucket, amounts in figures["overdue_by_bucket"].items():
-            row[f"Overdue {bucket}"] = float(amounts["amount"])
-        row["Overdue total"] = float(figures["overdue"])
+            row[f"Overdue {bucket}"] = amounts["amount"]
+        row["Overdue total"] = figures["overdue"]
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+SUMMARY_TOTALS = [
+    "Invoices",
+    "Revenue",
+    "Open balance",
+    "Not yet due",
+    *(f"Overdue {label}" for label, _ in AGEING_BUCKETS),
+    "Overdue total",
+]
+CHART_SIZE = {"x_scale": 1.6, "y_scale": 1.25}
+CHART_GAP_ROWS = 2
+
+
+def workbook_layout(config: Mapping[str, Any], snapshot: Snapshot) -> dict[str, Any]:
+    """The ``save()`` options that make the workbook one to send: headings, formats, totals
+    and the Summary chart."""
+    base = snapshot.base_currency
+    as_of = f"As of {snapshot.as_of:%d %B %Y}".replace(" 0", " ")
+    made = f"generated {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
+    who = f"{config['_org_id']} / {config['_env_type']}"
+    return {
+        "title": {
+            "Summary": [
+                f"Receivables summary: {who}",
+                f"{as_of} · amounts in {base}, converted invoice by invoice at the "
+                f"snapshot's rates (Revenue in currency excepted) · {made}",
+            ],
+            "Customers": [
+                f"Revenue and overdue per customer: {who}",
+                f"{as_of} · amounts in the customer's currency; the ({base}) columns "
+                f"converted at the snapshot's rates · {made}",
+            ],
+            "Overdue": [
+                f"Overdue invoices: {who}",
+                f"{as_of} · most overdue first · Amount and Remaining in the invoice's "
+                f"currency · {made}",
+            ],
+        },
+        "number_formats": {f"Rate to {base}": "0.0000"},
+        "totals": {
+            "Summary": SUMMARY_TOTALS,
+            "Customers": ["Invoices", f"Revenue ({base})", "Overdue invoices", f"Overdue ({base})"],
+            "Overdue": [f"Remaining ({base})"],
+        },
+        "charts": functools.partial(add_ageing_chart, base=base),
+    }
+
+
+def add_ageing_chart(book: Any, layouts: Mapping[str, SheetLayout], base: str) -> None:
+    """A stacked column chart on Summary: receivables by age (not yet due, then each overdue
+    bucket), one series per invoice currency, in the base currency."""
+    summary = layouts["Summary"]
+    first, last = "Not yet due", f"Overdue {AGEING_BUCKETS[-1][0]}"
+    chart = book.add_chart({"type": "column", "subtype": "stacked"})
+    currency = summary.column("Currency")
+    for row in range(summary.first_row, summary.last_row + 1):
+        chart.add_series(
+            {
+                "name": [summary.name, row, currency],
+                "categories": summary.header_cells(first, last),
+                "values": summary.row_cells(row, first, last),
+                "gap": 60,
+            }
+        )
+    chart.set_title({"name": f"Receivables by age ({base})", "name_font": {"size": 12}})
+    chart.set_y_axis({"num_format": "#,##0", "major_gridlines": {"visible": True}})
+    chart.set_legend({"position": "bottom"})
+    below = (summary.totals_row or summary.last_row) + CHART_GAP_ROWS
+    summary.worksheet.insert_chart(below, 0, chart, CHART_SIZE)
 
 
 def summary_document(
@@ -364,7 +455,7 @@ def summary_document(
                 "number": row["Customer No."],
                 "name": row["Customer"],
                 "currency": row["Currency"],
-                "revenue_in_base_currency": money(row[f"Revenue ({base})"]),
+                "revenue_in_base_currency": row[f"Revenue ({base})"],
             }
             for row in top.to_dict("records")
         ],
@@ -399,7 +490,12 @@ def main() -> None:
     }
     summary = summary_document(config, snapshot, invoices, customer_sheet, len(customers))
     handler = TxoDataHandler()
-    workbook = handler.save(sheets, "output", timestamped_filename(config, "report", "xlsx"))
+    workbook = handler.save(
+        sheets,
+        "output",
+        timestamped_filename(config, "report", "xlsx"),
+        **workbook_layout(config, snapshot),
+    )
     summary["workbook"] = workbook.name
     handler.save(summary, "output", timestamped_filename(config, "report-summary", "json"))
     totals = summary["total_in_base_currency"]

@@ -308,7 +308,7 @@ def minute_stamps(start: dt.datetime, end: dt.datetime) -> set[str]:
 
 @pytest.mark.parametrize("ext", ["xlsx", ".xlsx"])
 def test_timestamped_filename_is_exact_and_in_utc(
-    monkeypatch: pytest.MonkeyPatch, ext: str
+    root: Path, monkeypatch: pytest.MonkeyPatch, ext: str
 ) -> None:
     monkeypatch.setenv("TZ", "Asia/Kathmandu")  # UTC+05:45: a local clock would show
     time.tzset()
@@ -324,7 +324,7 @@ def test_timestamped_filename_is_exact_and_in_utc(
     assert match.group(1) in minute_stamps(before, after)
 
 
-def test_timestamped_filename_without_org_and_env_is_a_configuration_error() -> None:
+def test_timestamped_filename_without_org_and_env_is_a_configuration_error(root: Path) -> None:
     with pytest.raises(ConfigurationError):
         timestamped_filename({}, "customers", "csv")
 

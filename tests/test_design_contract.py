@@ -141,10 +141,12 @@ LAYERS: dict[str, int] = {
     "token_response": 4,
     "auth": 4,
     "json_encoding": 5,
+    "_excel_layout": 5,
     "excel_writer": 5,
     "table_writers": 5,
     "save_formats": 5,
     "atomic_write": 5,
+    "_output_names": 5,
     "load_n_save": 5,
     "http_origin": 6,
     "http_errors": 6,
@@ -585,7 +587,7 @@ LOAD_WITHOUT_VALIDATION = (
     "from utils.script_runner import parse_args_and_load_config\n"
     "config = parse_args_and_load_config('x', require_token=False, validate_config=False,"
     " argv=sys.argv[1:])\n"
-    "print(json.dumps(config))\n"
+    "print(json.dumps(config, default=str))\n"  # config['_args'] is a Namespace
 )
 
 

@@ -5,6 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
+import subprocess
+import sys
+import textwrap
+import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -16,6 +21,7 @@ from tests.support_files import every_file
 from utils import run_stats
 from utils.exceptions import ConfigurationError, FileOperationError, ValidationError
 from utils.load_n_save import ACCEPTED, TxoDataHandler, timestamped_filename
+from utils.path_helpers import PROJECT_ROOT
 
 BIG_DECIMAL = Decimal("12345678901234567890.123456789")
 INT64_MAX = 2**63 - 1
@@ -501,24 +507,22 @@ def test_exists(root: Path, handler: TxoDataHandler) -> None:
 # --- timestamped_filename ----------------------------------------------------------------
 
 CONFIG = {"_org_id": "acme", "_env_type": "prod"}
+MINUTE = dt.datetime(2024, 3, 5, 14, 7, 59, tzinfo=dt.timezone.utc)
+FIRST = "acme-prod-customers_2024-03-05T1407Z.xlsx"
 
 
 @pytest.mark.parametrize("ext", ["xlsx", ".xlsx"])
-def test_timestamped_filename_with_an_injected_time(ext: str) -> None:
-    now = dt.datetime(2024, 3, 5, 14, 7, 59, tzinfo=dt.timezone.utc)
-    assert (
-        timestamped_filename(CONFIG, "customers", ext, now=now)
-        == "acme-prod-customers_2024-03-05T1407Z.xlsx"
-    )
+def test_timestamped_filename_with_an_injected_time(root: Path, ext: str) -> None:
+    assert timestamped_filename(CONFIG, "customers", ext, now=MINUTE) == FIRST
 
 
-def test_timestamped_filename_converts_to_utc() -> None:
+def test_timestamped_filename_converts_to_utc(root: Path) -> None:
     tz = dt.timezone(dt.timedelta(hours=-5))
     now = dt.datetime(2024, 12, 31, 22, 30, tzinfo=tz)
     assert timestamped_filename(CONFIG, "r", "csv", now=now) == "acme-prod-r_2025-01-01T0330Z.csv"
 
 
-def test_timestamped_filename_defaults_to_utc_now() -> None:
+def test_timestamped_filename_defaults_to_utc_now(root: Path) -> None:
     before = dt.datetime.now(dt.timezone.utc).replace(second=0, microsecond=0)
     name = timestamped_filename(CONFIG, "r", "json")
     after = dt.datetime.now(dt.timezone.utc)
@@ -526,17 +530,163 @@ def test_timestamped_filename_defaults_to_utc_now() -> None:
     assert before <= stamp.replace(tzinfo=dt.timezone.utc) <= after
 
 
-def test_timestamped_filename_needs_the_injected_keys() -> None:
+def test_timestamped_filename_needs_the_injected_keys(root: Path) -> None:
     with pytest.raises(ConfigurationError, match="_org_id/_env_type"):
         timestamped_filename({"global": {}}, "r", "csv")
 
 
 @pytest.mark.parametrize(("name", "ext"), [("", "csv"), ("a/b", "csv"), ("r", ""), ("r", ".")])
-def test_timestamped_filename_rejects_bad_parts(name: str, ext: str) -> None:
+def test_timestamped_filename_rejects_bad_parts(root: Path, name: str, ext: str) -> None:
     with pytest.raises(ValidationError):
         timestamped_filename(CONFIG, name, ext)
+    assert every_file(root) == []
+
+
+def test_a_name_returned_twice_in_one_run_gets_a_suffix(root: Path) -> None:
+    names = [timestamped_filename(CONFIG, "customers", "xlsx", now=MINUTE) for _ in range(3)]
+    assert names == [FIRST, FIRST.replace(".xlsx", "_2.xlsx"), FIRST.replace(".xlsx", "_3.xlsx")]
+    # Another extension or name is another file: no suffix.
+    assert timestamped_filename(CONFIG, "customers", "csv", now=MINUTE) == FIRST[:-4] + "csv"
+
+
+def test_a_file_an_earlier_run_wrote_is_never_named_again(
+    root: Path, handler: TxoDataHandler
+) -> None:
+    handler.save([{"run": 1}], "output", FIRST)
+    handler.save([{"run": 2}], "output", FIRST.replace(".xlsx", "_2.xlsx"))
+    assert timestamped_filename(CONFIG, "customers", "xlsx", now=MINUTE) == FIRST.replace(
+        ".xlsx", "_3.xlsx"
+    )
+
+
+def test_the_name_is_reserved_in_the_directory_given(root: Path, handler: TxoDataHandler) -> None:
+    handler.save("earlier", "data", "acme-prod-notes_2024-03-05T1407Z.txt")
+    assert timestamped_filename(CONFIG, "notes", "txt", now=MINUTE, directory="output") == (
+        "acme-prod-notes_2024-03-05T1407Z.txt"
+    )
+    assert timestamped_filename(CONFIG, "notes", "txt", now=MINUTE, directory="data") == (
+        "acme-prod-notes_2024-03-05T1407Z_2.txt"
+    )
+    with pytest.raises(FileOperationError, match="Unknown folder category"):
+        timestamped_filename(CONFIG, "notes", "txt", directory="outputs")
+
+
+def test_a_name_that_cannot_be_reserved_is_a_file_operation_error(root: Path) -> None:
+    with pytest.raises(FileOperationError, match="Cannot reserve the output name"):
+        timestamped_filename(CONFIG, "x" * 300, "csv")
+
+
+RESERVING_RUN = textwrap.dedent(
+    """
+    import datetime as dt, os, sys, time
+    from pathlib import Path
+    from utils import path_helpers
+    path_helpers.PROJECT_ROOT = Path(sys.argv[1])
+    from utils.load_n_save import TxoDataHandler, timestamped_filename
+
+    config = {"_org_id": "acme", "_env_type": "prod"}
+    now = dt.datetime(2024, 3, 5, 14, 7, tzinfo=dt.timezone.utc)
+    go = Path(sys.argv[1]) / "go"
+    while not go.exists():  # every process is up before any asks: a real race
+        time.sleep(0.005)
+    name = timestamped_filename(config, "customers", "xlsx", now=now)
+    print(name, flush=True)
+    if sys.argv[2] == "save":
+        TxoDataHandler().save([{"pid": os.getpid()}], "output", name)
+    elif sys.argv[2] == "hang":
+        time.sleep(60)
+    """
+)
+
+
+def start_run(root: Path, mode: str) -> subprocess.Popen[str]:
+    """A separate Python process that asks for the name (and saves, or hangs) in ``root``."""
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    return subprocess.Popen(
+        [sys.executable, "-c", RESERVING_RUN, str(root), mode],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+PROCESSES = 6
+
+
+def test_runs_starting_in_the_same_minute_each_keep_their_own_file(tmp_path: Path) -> None:
+    runs = [start_run(tmp_path, "save") for _ in range(PROCESSES)]
+    (tmp_path / "go").touch()
+    names = []
+    for run in runs:
+        out, _ = run.communicate(timeout=60)
+        assert run.returncode == 0
+        names.append((out.strip(), run.pid))
+    expected = [FIRST] + [FIRST.replace(".xlsx", f"_{n}.xlsx") for n in range(2, PROCESSES + 1)]
+    assert sorted(name for name, _ in names) == sorted(expected)
+    for name, pid in names:  # each file holds what its own process wrote
+        written = pd.read_excel(tmp_path / "output" / name)
+        assert written["pid"].tolist() == [pid]
+    # Every reservation went with its process: only the reports are left.
+    assert sorted(p.name for p in (tmp_path / "output").iterdir()) == sorted(expected)
+
+
+def test_a_run_that_saved_nothing_leaves_no_trace(tmp_path: Path) -> None:
+    (tmp_path / "go").touch()
+    first = start_run(tmp_path, "name-only")
+    assert first.communicate(timeout=60)[0].strip() == FIRST and first.returncode == 0
+    assert list((tmp_path / "output").iterdir()) == []
+    second = start_run(tmp_path, "name-only")
+    assert second.communicate(timeout=60)[0].strip() == FIRST  # no file: the name is free
+
+
+def test_a_killed_run_leaves_a_hidden_reservation_that_only_moves_the_next_name_on(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "go").touch()
+    hung = start_run(tmp_path, "hang")
+    assert hung.stdout is not None and hung.stdout.readline().strip() == FIRST
+    hung.kill()  # SIGKILL: no exit handler runs
+    hung.wait(timeout=30)
+    hung.stdout.close()
+    marker = tmp_path / "output" / f".{FIRST}.reserved"
+    assert [p.name for p in (tmp_path / "output").iterdir()] == [marker.name]
+    assert f"process {hung.pid} " in marker.read_text()
+    later = start_run(tmp_path, "name-only")
+    assert later.communicate(timeout=60)[0].strip() == FIRST.replace(".xlsx", "_2.xlsx")
+    # A day later the stale reservation is swept and the unused name is free again.
+    day_old = time.time() - 24 * 3600 - 60
+    os.utime(marker, (day_old, day_old))
+    after = start_run(tmp_path, "name-only")
+    assert after.communicate(timeout=60)[0].strip() == FIRST
+    assert list((tmp_path / "output").iterdir()) == []
+
+
+def test_loading_a_missing_file_does_not_list_reservations(
+    root: Path, handler: TxoDataHandler
+) -> None:
+    name = timestamped_filename(CONFIG, "customers", "xlsx", now=MINUTE)
+    handler.save([{"a": 1}], "output", "other.csv")
+    with pytest.raises(FileOperationError) as caught:
+        handler.load_excel("output", name)
+    assert "It holds: other.csv." in caught.value.how_to_fix
 
 
 def test_json_text_is_valid_json_for_a_standard_parser(root: Path, handler: TxoDataHandler) -> None:
     path = handler.save({"n": float("inf"), "d": Decimal("1E+3")}, "output", "v.json")
     assert json.loads(path.read_text()) == {"n": None, "d": 1000.0}
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_leaves_its_parents_reservations_alone(root: Path) -> None:
+    from utils import _output_names
+
+    name = timestamped_filename(CONFIG, "customers", "xlsx", now=MINUTE)
+    marker = root / "output" / f".{name}.reserved"
+    pid = os.fork()
+    if pid == 0:  # the child ends as a child running the exit handlers would
+        _output_names.release_all()
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert marker.exists()
+    _output_names.release_all()
+    assert not marker.exists()

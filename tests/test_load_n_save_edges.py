@@ -166,14 +166,14 @@ def test_iso_duration_matches_pandas_for_positive_values() -> None:
 
 
 @pytest.mark.parametrize("ext", ["..csv", ".csv", "csv"])
-def test_timestamped_filename_takes_any_leading_dots(ext: str) -> None:
+def test_timestamped_filename_takes_any_leading_dots(root: Path, ext: str) -> None:
     name = timestamped_filename(
         {"_org_id": "acme", "_env_type": "prod"}, "x", ext, now=dt.datetime(2024, 1, 2, 3, 4)
     )
     assert name == "acme-prod-x_2024-01-02T0304Z.csv"
 
 
-def test_timestamped_filename_falls_back_to_plain_org_and_env_keys() -> None:
+def test_timestamped_filename_falls_back_to_plain_org_and_env_keys(root: Path) -> None:
     name = timestamped_filename(
         {"org_id": "acme", "env_type": "test"}, "x", "csv", now=dt.datetime(2024, 1, 2, 3, 4)
     )

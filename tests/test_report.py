@@ -4,15 +4,21 @@ The expected figures are computed here, in plain Python, straight from the demo 
 ``mock-api/`` (not with the report's code): revenue per currency and per customer, the
 conversion to the base currency invoice by invoice, the overdue invoices and their ageing
 buckets. The server's request journal proves the 429 retry, the 202 polling and every page.
+The workbook is read back with openpyxl as Excel would show it: the headings, the number
+formats of the money columns, the totals rows, and the chart on Summary (parsed from the
+xlsx's own XML, since openpyxl does not load charts it did not write).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
+import zipfile
 from collections import defaultdict
 from collections.abc import Iterator
 from datetime import date
@@ -20,8 +26,10 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
+import openpyxl
 import pandas as pd
 import pytest
+from openpyxl.utils import range_boundaries
 
 from tests.wiremock_server import WireMock
 
@@ -35,6 +43,9 @@ JOB_PATH = f"{COMPANY_PATH}/exports(3c9e7b21-6a4f-4d8e-9b0c-5f1a2e7d4c63)"
 RUN_TIMEOUT = 120
 CENT = Decimal("0.01")
 BUCKETS = ("0-30", "31-60", "61-90", "90+")
+HEADER_ROW = 4  # the table's header row (1-based): under two heading lines and an empty row
+MONEY = "#,##0.00"
+TOTAL = "Total"
 
 
 # -- the expected figures, from the mapping files alone -------------------------------------
@@ -95,6 +106,20 @@ def expected_by_currency() -> dict[str, dict[str, Decimal]]:
         if days_overdue(i):
             row["overdue"] += i["remainingAmount"]
             row[f"overdue {bucket(days_overdue(i))}"] += i["remainingAmount"]
+    return totals
+
+
+def expected_in_base_by_currency() -> dict[str, dict[str, Decimal]]:
+    """Per invoice currency, its amounts converted to the base currency invoice by invoice."""
+    totals: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+    for i in POSTED:
+        row = totals[i["currencyCode"]]
+        row["revenue"] += in_base(i["totalAmountExcludingTax"], i["currencyCode"])
+        row["open_balance"] += in_base(i["remainingAmount"], i["currencyCode"])
+        if days_overdue(i):
+            amount = in_base(i["remainingAmount"], i["currencyCode"])
+            row["overdue"] += amount
+            row[f"overdue {bucket(days_overdue(i))}"] += amount
     return totals
 
 
@@ -218,6 +243,36 @@ def cents(value: Any) -> Decimal:
     return Decimal(str(value)).quantize(CENT)
 
 
+def table(run: Run, sheet: str) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The sheet's table (under its heading) without its totals row, and that totals row."""
+    frame = pd.read_excel(run.only("demo-test-report_*.xlsx"), sheet_name=sheet, header=3)
+    is_total = frame.iloc[:, 0] == TOTAL
+    assert is_total.tolist()[-1:] == [True] and is_total.sum() == 1, "one totals row, last"
+    return frame[~is_total], frame[is_total].iloc[0].to_dict()
+
+
+@pytest.fixture(scope="module")
+def book(run: Run) -> openpyxl.Workbook:
+    """The workbook as openpyxl reads it: cached values of formulas (what a reader sees)."""
+    return openpyxl.load_workbook(run.only("demo-test-report_*.xlsx"), data_only=True)
+
+
+@pytest.fixture(scope="module")
+def formulas(run: Run) -> openpyxl.Workbook:
+    """The workbook with its formulas as written."""
+    return openpyxl.load_workbook(run.only("demo-test-report_*.xlsx"))
+
+
+def headers(ws: Any) -> dict[str, int]:
+    """Column header → column number (1-based) of the sheet's table."""
+    return {c.value: c.column for c in ws[HEADER_ROW] if c.value is not None}
+
+
+def data_rows(ws: Any) -> range:
+    """The 1-based rows of the table's data (the totals row excluded)."""
+    return range(HEADER_ROW + 1, ws.max_row)
+
+
 def test_the_run_succeeds_and_saves_both_files(run: Run) -> None:
     assert run.done.returncode == 0, run.done.stderr
     workbook = run.only("demo-test-report_*.xlsx")
@@ -272,13 +327,16 @@ def test_the_run_summary_counts_what_the_server_saw(run: Run) -> None:
 
 
 def test_summary_sheet_matches_the_data(run: Run) -> None:
-    sheet = pd.read_excel(run.only("demo-test-report_*.xlsx"), sheet_name="Summary")
-    expected = expected_by_currency()
+    sheet, total = table(run, "Summary")
+    native = expected_by_currency()
+    expected = expected_in_base_by_currency()
     rows = {r["Currency"]: r for r in sheet.to_dict("records")}
-    assert set(rows) == {*expected, f"All (in {BASE})"}
+    assert list(rows) == sorted(native)
     for currency, figures in expected.items():
         row = rows[currency]
-        assert row["Invoices"] == figures["invoices"]
+        assert row["Invoices"] == native[currency]["invoices"]
+        assert row["Customers"] == len({i["customerId"] for i in POSTED if i["currencyCode"] == currency})
+        assert cents(row["Revenue in currency"]) == native[currency]["revenue"]
         assert cents(row["Revenue"]) == figures["revenue"]
         assert cents(row["Open balance"]) == figures["open_balance"]
         assert cents(row["Overdue total"]) == figures["overdue"]
@@ -286,19 +344,20 @@ def test_summary_sheet_matches_the_data(run: Run) -> None:
             assert cents(row[f"Overdue {name}"]) == figures[f"overdue {name}"]
         assert cents(row["Not yet due"]) == figures["open_balance"] - figures["overdue"]
         assert Decimal(str(row[f"Rate to {BASE}"])) == RATES[currency]
-    total = rows[f"All (in {BASE})"]
     base = expected_in_base()
     assert total["Invoices"] == len(POSTED)
-    assert total["Customers"] == len({i["customerId"] for i in POSTED})
     assert cents(total["Revenue"]) == base["revenue"]
+    assert cents(total["Open balance"]) == base["open_balance"]
     assert cents(total["Overdue total"]) == base["overdue"]
     for name in BUCKETS:
         assert cents(total[f"Overdue {name}"]) == base[f"overdue {name}"]
-    assert {pd.Timestamp(v).date() for v in sheet["As of"]} == {AS_OF}
+    # Neither amounts in mixed currencies nor customers (one may invoice in two) are added up.
+    for column in ("Revenue in currency", f"Rate to {BASE}", "Customers"):
+        assert pd.isna(total[column]), column
 
 
 def test_customers_sheet_has_every_customer_with_its_revenue(run: Run) -> None:
-    sheet = pd.read_excel(run.only("demo-test-report_*.xlsx"), sheet_name="Customers")
+    sheet, total = table(run, "Customers")
     assert sorted(sheet["Customer No."]) == sorted(c["number"] for c in CUSTOMERS)
     number_of = {c["id"]: c["number"] for c in CUSTOMERS}
     revenue: dict[str, Decimal] = defaultdict(Decimal)
@@ -318,10 +377,14 @@ def test_customers_sheet_has_every_customer_with_its_revenue(run: Run) -> None:
     biggest = max(revenue_base, key=lambda n: revenue_base[n])
     assert sheet["Customer No."].iloc[0] == biggest  # sorted by base-currency revenue
     assert list(sheet[f"Revenue ({BASE})"]) == sorted(sheet[f"Revenue ({BASE})"], reverse=True)
+    assert cents(total[f"Revenue ({BASE})"]) == sum(revenue_base.values())
+    assert cents(total[f"Overdue ({BASE})"]) == expected_in_base()["overdue"]
+    assert total["Invoices"] == len(POSTED) and total["Overdue invoices"] == len(OVERDUE)
+    assert pd.isna(total["Revenue"]) and pd.isna(total["Overdue"])  # mixed currencies
 
 
 def test_overdue_sheet_lists_each_overdue_invoice_in_its_bucket(run: Run) -> None:
-    sheet = pd.read_excel(run.only("demo-test-report_*.xlsx"), sheet_name="Overdue")
+    sheet, total = table(run, "Overdue")
     expected = {i["number"]: i for i in OVERDUE}
     assert sorted(sheet["Invoice No."]) == sorted(expected)
     for row in sheet.to_dict("records"):
@@ -334,6 +397,158 @@ def test_overdue_sheet_lists_each_overdue_invoice_in_its_bucket(run: Run) -> Non
         )
         assert pd.Timestamp(row["Due date"]).date() == date.fromisoformat(invoice["dueDate"])
     assert list(sheet["Days overdue"]) == sorted(sheet["Days overdue"], reverse=True)
+    assert cents(total[f"Remaining ({BASE})"]) == expected_in_base()["overdue"]
+    assert pd.isna(total["Remaining"]) and pd.isna(total["Amount"])  # mixed currencies
+
+
+AS_OF_TEXT = f"As of {AS_OF.day} {AS_OF:%B %Y}"
+SHEETS = {
+    "Summary": "Receivables summary: demo / test",
+    "Customers": "Revenue and overdue per customer: demo / test",
+    "Overdue": "Overdue invoices: demo / test",
+}
+
+
+@pytest.mark.parametrize(("sheet", "heading"), SHEETS.items())
+def test_each_sheet_opens_with_a_heading_with_the_as_of_date(
+    book: openpyxl.Workbook, sheet: str, heading: str
+) -> None:
+    ws = book[sheet]
+    assert ws["A1"].value == heading and ws["A1"].font.b
+    assert ws["A2"].value.startswith(f"{AS_OF_TEXT} · ")
+    assert re.search(r"generated \d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC$", ws["A2"].value)
+    assert ws["A3"].value is None
+    assert ws.freeze_panes == f"A{HEADER_ROW + 1}"
+    assert ws.auto_filter.ref.startswith(f"A{HEADER_ROW}:")
+
+
+MONEY_COLUMNS = {
+    "Summary": [
+        "Revenue in currency",
+        "Revenue",
+        "Open balance",
+        "Not yet due",
+        *(f"Overdue {b}" for b in BUCKETS),
+        "Overdue total",
+    ],
+    "Customers": ["Revenue", f"Revenue ({BASE})", "Open balance", "Overdue", f"Overdue ({BASE})"],
+    "Overdue": ["Amount", "Remaining", f"Remaining ({BASE})"],
+}
+
+
+@pytest.mark.parametrize(("sheet", "columns"), MONEY_COLUMNS.items())
+def test_money_is_numbers_shown_with_two_decimals_and_separators(
+    book: openpyxl.Workbook, sheet: str, columns: list[str]
+) -> None:
+    ws = book[sheet]
+    where = headers(ws)
+    for column in columns:
+        cells = [ws.cell(row, where[column]) for row in data_rows(ws)]
+        assert cells, column
+        assert {c.number_format for c in cells} == {MONEY}, column
+        assert all(isinstance(c.value, (int, float)) for c in cells), column
+    for row in data_rows(ws):
+        for column, number in where.items():
+            if column not in columns and ws.cell(row, number).number_format == MONEY:
+                raise AssertionError(f"{sheet}!{column} is not money but shown as money")
+    if sheet == "Summary":
+        rates = [ws.cell(row, where[f"Rate to {BASE}"]) for row in data_rows(ws)]
+        assert {c.number_format for c in rates} == {"0.0000"}
+
+
+TOTALS = {
+    "Summary": ["Invoices", *MONEY_COLUMNS["Summary"][1:]],
+    "Customers": ["Invoices", f"Revenue ({BASE})", "Overdue invoices", f"Overdue ({BASE})"],
+    "Overdue": [f"Remaining ({BASE})"],
+}
+
+
+@pytest.mark.parametrize(("sheet", "columns"), TOTALS.items())
+def test_totals_rows_equal_the_sums_of_their_columns(
+    book: openpyxl.Workbook, formulas: openpyxl.Workbook, sheet: str, columns: list[str]
+) -> None:
+    ws, written = book[sheet], formulas[sheet]
+    where = headers(ws)
+    last = ws.max_row
+    assert ws.cell(last, 1).value == TOTAL and ws.cell(last, 1).font.b
+    rows = data_rows(ws)
+    for column in columns:
+        col = where[column]
+        cell = ws.cell(last, col)
+        letter = cell.column_letter
+        values = [ws.cell(row, col).value or 0 for row in rows]
+        assert cents(cell.value) == sum(cents(v) for v in values), column
+        assert written.cell(last, col).value == (
+            f"=SUBTOTAL(109,{letter}{rows.start}:{letter}{rows.stop - 1})"
+        )
+        assert cell.font.b and cell.border.bottom.style == "double"
+        if column in MONEY_COLUMNS[sheet]:
+            assert cell.number_format == MONEY
+    for column, col in where.items():
+        if column not in columns and col != 1:
+            assert ws.cell(last, col).value is None, column
+
+
+def _chart_xml(workbook: Path) -> tuple[str, ET.Element]:
+    """The path of the chart drawn on the Summary sheet and its parsed XML."""
+    ns = {
+        "m": "http://schemas.openxmlformats.org/spreadsheetml/2006/main",
+        "r": "http://schemas.openxmlformats.org/officeDocument/2006/relationships",
+        "rel": "http://schemas.openxmlformats.org/package/2006/relationships",
+    }
+
+    def target(archive: zipfile.ZipFile, part: str, rel_id: str | None = None, kind: str = "") -> str:
+        folder, name = part.rsplit("/", 1)
+        rels = ET.fromstring(archive.read(f"{folder}/_rels/{name}.rels"))
+        (found,) = [
+            r.get("Target")
+            for r in rels.findall("rel:Relationship", ns)
+            if (rel_id is None or r.get("Id") == rel_id) and r.get("Type", "").endswith(kind)
+        ]
+        return os.path.normpath(f"{folder}/{found}")
+
+    with zipfile.ZipFile(workbook) as archive:
+        book_xml = ET.fromstring(archive.read("xl/workbook.xml"))
+        (summary,) = [s for s in book_xml.iter(f"{{{ns['m']}}}sheet") if s.get("name") == "Summary"]
+        sheet_part = target(archive, "xl/workbook.xml", summary.get(f"{{{ns['r']}}}id"))
+        drawing = target(archive, sheet_part, kind="/drawing")
+        chart = target(archive, drawing, kind="/chart")
+        return chart, ET.fromstring(archive.read(chart))
+
+
+def test_summary_carries_a_native_chart_of_receivables_by_age(
+    run: Run, book: openpyxl.Workbook
+) -> None:
+    chart_path, chart = _chart_xml(run.only("demo-test-report_*.xlsx"))
+    assert chart_path == "xl/charts/chart1.xml"
+    c = "{http://schemas.openxmlformats.org/drawingml/2006/chart}"
+    assert chart.find(f".//{c}barChart/{c}grouping").get("val") == "stacked"
+    ws = book["Summary"]
+
+    def cells(ref: str) -> list[Any]:
+        sheet, area = ref.split("!")
+        assert sheet.strip("'") == "Summary", ref
+        min_col, min_row, max_col, max_row = range_boundaries(area.replace("$", ""))
+        return [
+            ws.cell(row, col).value
+            for row in range(min_row, max_row + 1)
+            for col in range(min_col, max_col + 1)
+        ]
+
+    series = chart.findall(f".//{c}ser")
+    expected = expected_in_base_by_currency()
+    assert len(series) == len(expected)
+    for ser in series:
+        (currency,) = cells(ser.find(f"{c}tx//{c}f").text)
+        assert cells(ser.find(f"{c}cat//{c}f").text) == [
+            "Not yet due",
+            *(f"Overdue {b}" for b in BUCKETS),
+        ]
+        figures = expected[currency]
+        assert [cents(v) for v in cells(ser.find(f"{c}val//{c}f").text)] == [
+            figures["open_balance"] - figures["overdue"],
+            *(figures[f"overdue {b}"] for b in BUCKETS),
+        ]
 
 
 def test_json_summary_is_exact_to_the_cent(run: Run) -> None:

@@ -23,7 +23,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 
 from utils._named_apis import api_config
 from utils.api_settings import behavior
@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 R = TypeVar("R")
+C = TypeVar("C", bound="_ClosedOnExit")
 
 DEFAULT_MAX_WORKERS = 8
 """Threads of :meth:`TxoRestAPI.map` when not given (capped at the connection pool size)."""
@@ -48,7 +49,7 @@ class _ClosedOnExit:
     def close(self) -> None:
         raise NotImplementedError
 
-    def __enter__(self) -> Self:
+    def __enter__(self: C) -> C:  # typing.Self is Python 3.11+
         return self
 
     def __exit__(

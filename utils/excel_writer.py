@@ -6,7 +6,8 @@ stays with openpyxl (``pandas.read_excel``).
 
 Decisions, for a reader of the workbook:
 
-- The header row is bold, frozen (it stays visible while scrolling) and has an autofilter.
+- The header row is bold, frozen (it stays visible while scrolling) and has an autofilter;
+  the header of a column of numbers or dates is right-aligned, over its figures.
 - Column widths come from the header and the first :data:`WIDTH_SCAN_ROWS` rows, capped at
   :data:`MAX_COLUMN_WIDTH` characters; wide (CJK, emoji) characters count double.
 - ``datetime`` values (and ``datetime64`` columns) are Excel dates with a date-time number
@@ -15,6 +16,18 @@ Decisions, for a reader of the workbook:
 - Excel numbers keep 15 significant digits: integers and ``Decimal`` values with more digits
   are written as text so that no digit is lost; ``NaN``/``None``/``NaT`` are empty cells and
   ``±inf`` the text ``inf``/``-inf`` (as pandas writes them).
+- ``Decimal`` values are money: numbers with two decimals and a thousands separator
+  (``#,##0.00``). ``number_formats={"column": "0.0000"}`` sets any column's format instead
+  (dates and numbers alike), on every sheet that has the column.
+- ``title=`` puts a heading above each sheet's table (or, as a dict, above the sheets it
+  names) (first line bold and large, further
+  lines beneath it, then an empty row); ``totals=`` adds a bold totals row under the table,
+  a ``SUBTOTAL(109, …)`` formula per column (it follows the autofilter, like Excel's own
+  table total row) with its value already computed, so every reader shows the figure;
+  ``charts=`` is called with the workbook and each sheet's :class:`SheetLayout` before the
+  file is closed, to add native Excel charts. The checks: ``utils._excel_layout``.
+- Printing: each sheet prints one page wide (landscape when wider than
+  :data:`PORTRAIT_MAX_COLUMNS` columns), the header row repeated on every page.
 - Text is always written as text: a value starting with ``=`` is never turned into a formula.
   Text longer than Excel's 32,767 characters per cell is cut, with a warning in the log.
 - Sheet names are made valid: at most 31 characters, none of ``[]:*?/\\``, no leading or
@@ -30,8 +43,7 @@ import logging
 import math
 import re
 import tempfile
-import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -39,10 +51,26 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xlsxwriter
+from xlsxwriter.utility import xl_range
 
+from utils._excel_layout import (
+    MONEY_FORMAT,
+    TOTAL_LABEL,
+    ChartHook,
+    SheetLayout,
+    check_options,
+    column_total,
+    display_width,
+    headers_of,
+    holds_numbers,
+    shown_text,
+    title_lines,
+)
 from utils.exceptions import ValidationError
 
 log = logging.getLogger(__name__)
+
+__all__ = ["SheetLayout", "sheet_names", "write_excel"]
 
 MAX_ROWS = 1_048_576  # Excel's sheet limit, header row included
 MAX_COLUMNS = 16_384
@@ -61,6 +89,10 @@ DATETIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
 DATE_FORMAT = "yyyy-mm-dd"
 TIME_FORMAT = "hh:mm:ss"
 DURATION_FORMAT = "[h]:mm:ss"
+TITLE_FONT_SIZE = 14
+SUBTITLE_COLOR = "#595959"
+DOUBLE_BORDER = 6  # xlsxwriter's border style number for a double line
+PORTRAIT_MAX_COLUMNS = 6
 
 Cell = Callable[[int, int, Any], None]
 
@@ -89,18 +121,6 @@ def sheet_names(keys: Sequence[Any]) -> list[str]:
     return names
 
 
-def _display_width(value: str) -> int:
-    if value.isascii():
-        return len(value)
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in value)
-
-
-def _is_blank(value: Any) -> bool:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return True
-    return isinstance(value, float) and math.isnan(value)
-
-
 def _to_naive_utc(value: dt.datetime) -> dt.datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         return value
@@ -114,8 +134,19 @@ class _SheetWriter:
         self.book = book
         self.formats = formats
         self.cut_cells = 0
+        self._cache: dict[tuple[str | None, bool], Any] = {}
 
-    def _number(self, ws: Any, row: int, col: int, value: Any) -> None:
+    def number_format(self, num_format: str | None, total: bool = False) -> Any:
+        """Return the workbook's format for ``num_format`` (bold and ruled in a totals row)."""
+        key = (num_format, total)
+        if key not in self._cache:
+            props: dict[str, Any] = {"num_format": num_format} if num_format else {}
+            if total:
+                props.update(bold=True, top=1, bottom=DOUBLE_BORDER)
+            self._cache[key] = self.book.add_format(props) if props else None
+        return self._cache[key]
+
+    def _number(self, ws: Any, row: int, col: int, value: Any, fmt: Any = None) -> None:
         if value != value:  # NaN
             return
         if isinstance(value, int) and abs(value) >= EXACT_INT_LIMIT:
@@ -123,9 +154,9 @@ class _SheetWriter:
         elif isinstance(value, float) and math.isinf(value):
             ws.write_string(row, col, "inf" if value > 0 else "-inf")
         else:
-            ws.write_number(row, col, value)
+            ws.write_number(row, col, value, fmt)
 
-    def _any(self, ws: Any, row: int, col: int, value: Any) -> None:
+    def _any(self, ws: Any, row: int, col: int, value: Any, fmt: Any = None) -> None:
         if value is None or value is pd.NA or value is pd.NaT:
             return
         if isinstance(value, str):
@@ -133,32 +164,38 @@ class _SheetWriter:
                 self.cut_cells += 1
             ws.write_string(row, col, value)
         elif isinstance(value, (bool, np.bool_)):
-            ws.write_boolean(row, col, bool(value))
+            ws.write_boolean(row, col, bool(value), fmt)
         elif isinstance(value, (int, float, np.integer, np.floating)):
-            self._number(ws, row, col, value.item() if isinstance(value, np.generic) else value)
+            number = value.item() if isinstance(value, np.generic) else value
+            self._number(ws, row, col, number, fmt)
         elif isinstance(value, Decimal):
             if not value.is_finite():
                 if value.is_infinite():
                     ws.write_string(row, col, "inf" if value > 0 else "-inf")
             elif len(value.as_tuple().digits) <= EXCEL_EXACT_DIGITS:
-                ws.write_number(row, col, float(value))
+                ws.write_number(row, col, float(value), fmt or self.formats["money"])
             else:
                 ws.write_string(row, col, str(value))
         elif isinstance(value, dt.datetime):
-            ws.write_datetime(row, col, _to_naive_utc(value), self.formats["datetime"])
+            ws.write_datetime(row, col, _to_naive_utc(value), fmt or self.formats["datetime"])
         elif isinstance(value, dt.date):
-            ws.write_datetime(row, col, value, self.formats["date"])
+            ws.write_datetime(row, col, value, fmt or self.formats["date"])
         elif isinstance(value, dt.time):
-            ws.write_datetime(row, col, value.replace(tzinfo=None), self.formats["time"])
+            ws.write_datetime(row, col, value.replace(tzinfo=None), fmt or self.formats["time"])
         elif isinstance(value, (dt.timedelta, np.timedelta64)):
-            ws.write_datetime(row, col, pd.Timedelta(value).to_pytimedelta(), self.formats["dur"])
+            duration = pd.Timedelta(value).to_pytimedelta()
+            ws.write_datetime(row, col, duration, fmt or self.formats["dur"])
         elif isinstance(value, np.datetime64):
-            self._any(ws, row, col, pd.Timestamp(value))
+            self._any(ws, row, col, pd.Timestamp(value), fmt)
         else:
             ws.write_string(row, col, str(value))
 
-    def _column(self, ws: Any, series: pd.Series) -> tuple[list[Any], Cell, int | None]:
-        """Return (values, cell writer, fixed display width or None) for one column."""
+    def _column(
+        self, ws: Any, series: pd.Series, override: str | None
+    ) -> tuple[list[Any], Cell, int | None, str | None]:
+        """Return (values, cell writer, fixed display width or None, number format shown)
+        for one column; ``override`` is its format from ``number_formats``."""
+        fmt = self.number_format(override) if override else None
         dtype = series.dtype
         if isinstance(dtype, pd.DatetimeTZDtype):
             series = series.dt.tz_convert("UTC").dt.tz_localize(None)
@@ -166,37 +203,57 @@ class _SheetWriter:
         if pd.api.types.is_datetime64_any_dtype(dtype):
             valid = series.dropna()
             midnight = bool((valid == valid.dt.normalize()).all())
-            fmt = self.formats["date" if midnight else "datetime"]
+            date_fmt = fmt or self.formats["date" if midnight else "datetime"]
             values = [None if v is pd.NaT else v for v in series.tolist()]
 
             def cell(row: int, col: int, value: Any) -> None:
                 if value is not None:
-                    ws.write_datetime(row, col, value, fmt)
+                    ws.write_datetime(row, col, value, date_fmt)
 
-            width = len(DATE_FORMAT if midnight else DATETIME_FORMAT)
-            return values, cell, width
+            width = len(override or (DATE_FORMAT if midnight else DATETIME_FORMAT))
+            return values, cell, width, override
+        values = series.tolist()
         if pd.api.types.is_bool_dtype(dtype) and not series.hasnans:
-            return series.tolist(), ws.write_boolean, None
+            return values, self._with(ws.write_boolean, fmt), None, override
         if pd.api.types.is_float_dtype(dtype) and isinstance(dtype, np.dtype):
             finite = np.isfinite(series.to_numpy()).all()
-            values = series.tolist()
-            return values, (ws.write_number if finite else self._bound(ws, self._number)), None
+            write = ws.write_number if finite else self._bound(ws, self._number)
+            return values, self._with(write, fmt), None, override
         if pd.api.types.is_integer_dtype(dtype) and isinstance(dtype, np.dtype):
             small = series.empty or bool(series.abs().max() < EXACT_INT_LIMIT)
-            values = series.tolist()
-            return values, (ws.write_number if small else self._bound(ws, self._number)), None
-        return series.tolist(), self._bound(ws, self._any), None
+            write = ws.write_number if small else self._bound(ws, self._number)
+            return values, self._with(write, fmt), None, override
+        money = any(isinstance(v, Decimal) for v in values[:WIDTH_SCAN_ROWS])
+        shown = override or (MONEY_FORMAT if money else None)
+        return values, self._with(self._bound(ws, self._any), fmt), None, shown
 
     @staticmethod
-    def _bound(ws: Any, method: Callable[[Any, int, int, Any], None]) -> Cell:
-        return lambda row, col, value: method(ws, row, col, value)
+    def _bound(ws: Any, method: Callable[..., None]) -> Callable[..., None]:
+        return lambda row, col, value, *fmt: method(ws, row, col, value, *fmt)
 
-    def write(self, name: str, frame: pd.DataFrame, index: bool) -> None:
-        """Write ``frame`` to a new worksheet ``name``."""
+    @staticmethod
+    def _with(write: Callable[..., None], fmt: Any) -> Cell:
+        """``write`` as a cell writer, passing ``fmt`` when there is one (else none: fast)."""
+        if fmt is None:
+            return write
+        return lambda row, col, value: write(row, col, value, fmt)
+
+    def write(
+        self,
+        name: str,
+        frame: pd.DataFrame,
+        index: bool,
+        *,
+        number_formats: Mapping[str, str],
+        title: Sequence[str],
+        totals: Sequence[str],
+    ) -> SheetLayout:
+        """Write ``frame`` to a new worksheet ``name``; return where its table sits."""
         if index:
             frame = frame.reset_index()
         rows, cols = frame.shape
-        if rows + 1 > MAX_ROWS or cols > MAX_COLUMNS:
+        header_row = len(title) + 1 if title else 0
+        if header_row + rows + (1 if totals else 0) + 1 > MAX_ROWS or cols > MAX_COLUMNS:
             raise ValidationError(
                 f"Sheet {name!r} has {rows:,} rows and {cols:,} columns; an Excel sheet holds "
                 f"at most {MAX_ROWS - 1:,} data rows and {MAX_COLUMNS:,} columns.",
@@ -206,32 +263,46 @@ class _SheetWriter:
                 '"report.xlsx")',
             )
         ws = self.book.add_worksheet(name)
-        headers = [
-            " / ".join(map(str, c)) if isinstance(c, tuple) else str(c) for c in frame.columns
+        headers = headers_of(frame)
+        columns = [
+            self._column(ws, frame.iloc[:, i], number_formats.get(headers[i])) for i in range(cols)
         ]
-        columns = [self._column(ws, frame.iloc[:, i]) for i in range(cols)]
-        for col, (header, (values, _, fixed)) in enumerate(zip(headers, columns, strict=True)):
-            width = _display_width(header) + FILTER_BUTTON_WIDTH
+        sums = {headers.index(c): column_total(columns[headers.index(c)][0]) for c in totals}
+        for col, (header, (values, _, fixed, shown)) in enumerate(
+            zip(headers, columns, strict=True)
+        ):
+            width = display_width(header) + FILTER_BUTTON_WIDTH
             if fixed is not None:
                 width = max(width, fixed)
             else:
-                for value in values[:WIDTH_SCAN_ROWS]:
-                    if not _is_blank(value):
-                        width = max(width, _display_width(str(value)))
+                scanned = [*values[:WIDTH_SCAN_ROWS], sums.get(col)]
+                width = max(width, *(display_width(shown_text(v, shown)) for v in scanned))
             ws.set_column(col, col, min(width + WIDTH_PADDING, MAX_COLUMN_WIDTH))
-        ws.write_row(0, 0, headers, self.formats["header"])
+        for row, line in enumerate(title):
+            ws.write_string(row, 0, line, self.formats["title" if row == 0 else "subtitle"])
+        for col, (header, (values, _, _, _)) in enumerate(zip(headers, columns, strict=True)):
+            right = holds_numbers(values[:WIDTH_SCAN_ROWS])  # over right-aligned figures
+            ws.write_string(header_row, col, header, self.formats[f"header{'_right' * right}"])
+        first_row = header_row + 1
         if cols:
-            ws.freeze_panes(1, 0)
-            ws.autofilter(0, 0, rows, cols - 1)
-        writers = [cell for _, cell, _ in columns]
-        data = [values for values, _, _ in columns]
+            ws.freeze_panes(first_row, 0)
+            ws.autofilter(header_row, 0, header_row + rows, cols - 1)
+            ws.repeat_rows(header_row)
+            ws.fit_to_pages(1, 0)
+            if cols > PORTRAIT_MAX_COLUMNS:
+                ws.set_landscape()
+        writers = [cell for _, cell, _, _ in columns]
+        data = [values for values, _, _, _ in columns]
         self.cut_cells = 0
         for row in range(rows):
-            excel_row = row + 1
+            excel_row = first_row + row
             for col in range(cols):
                 value = data[col][row]
                 if value is not None:
                     writers[col](excel_row, col, value)
+        totals_row = first_row + rows if totals else None
+        if totals_row is not None:
+            self._totals_row(ws, totals_row, first_row, columns, sums)
         if self.cut_cells:
             log.warning(
                 "Sheet %r: %d cell(s) held more than Excel's %d characters and were cut; "
@@ -240,6 +311,37 @@ class _SheetWriter:
                 self.cut_cells,
                 MAX_CELL_TEXT,
             )
+        return SheetLayout(
+            name=name,
+            worksheet=ws,
+            header_row=header_row,
+            first_row=first_row,
+            last_row=first_row + rows - 1,
+            columns={h: i for i, h in reversed(list(enumerate(headers)))},
+            totals_row=totals_row,
+        )
+
+    def _totals_row(
+        self,
+        ws: Any,
+        row: int,
+        first_row: int,
+        columns: list[tuple[list[Any], Cell, int | None, str | None]],
+        sums: Mapping[int, float],
+    ) -> None:
+        """Bold, ruled totals: ``SUBTOTAL(109, …)`` formulas with their values computed."""
+        for col, (_, _, _, shown) in enumerate(columns):
+            fmt = self.number_format(shown, total=True)
+            if col in sums:
+                if row == first_row:  # no data rows: nothing to refer to
+                    ws.write_number(row, col, 0, fmt)
+                    continue
+                cells = xl_range(first_row, col, row - 1, col)
+                ws.write_formula(row, col, f"=SUBTOTAL(109,{cells})", fmt, sums[col])
+            elif col == 0:
+                ws.write_string(row, col, TOTAL_LABEL, fmt)
+            else:
+                ws.write_blank(row, col, None, fmt)
 
 
 def write_excel(
@@ -249,6 +351,10 @@ def write_excel(
     index: bool = False,
     datetime_format: str = DATETIME_FORMAT,
     date_format: str = DATE_FORMAT,
+    number_formats: Mapping[str, str] | None = None,
+    title: str | Sequence[str] | Mapping[Any, str | Sequence[str]] | None = None,
+    totals: Sequence[str] | Mapping[Any, Sequence[str]] | None = None,
+    charts: ChartHook | None = None,
 ) -> None:
     """Write each ``(name, frame)`` of ``sheets`` as one worksheet of the workbook ``path``.
 
@@ -259,10 +365,26 @@ def write_excel(
         index: Write the DataFrame index as the first column(s).
         datetime_format: Excel number format for date-time cells.
         date_format: Excel number format for date cells.
+        number_formats: Column name → Excel number format, on every sheet with that column.
+        title: A heading above each table: a str (lines split at newlines) or a list of
+            lines, or a dict of them keyed like ``sheets``.
+        totals: Columns to total under the table: a list (every sheet that has them), or a
+            dict of such lists keyed like ``sheets``.
+        charts: Called as ``charts(workbook, layouts)`` once every sheet is written, with the
+            xlsxwriter workbook and a :class:`SheetLayout` per sheet key, to add charts.
 
     Raises:
-        ValidationError: A sheet is larger than Excel allows.
+        ValidationError: A sheet is larger than Excel allows, or an option names a column or
+            sheet that does not exist (see ``utils._excel_layout``).
     """
+    wanted_totals = check_options(
+        sheets,
+        index=index,
+        number_formats=number_formats,
+        totals=totals,
+        title=title,
+        charts=charts,
+    )
     names = sheet_names([name for name, _ in sheets])
     # constant_memory streams rows through part files; keep them in a private folder beside
     # the target (always writable, unlike /tmp in a read-only container) and remove them.
@@ -271,19 +393,49 @@ def write_excel(
         try:
             formats = {
                 "header": book.add_format({"bold": True, "bottom": 1}),
+                "header_right": book.add_format({"bold": True, "bottom": 1, "align": "right"}),
                 "datetime": book.add_format({"num_format": datetime_format}),
                 "date": book.add_format({"num_format": date_format}),
                 "time": book.add_format({"num_format": TIME_FORMAT}),
                 "dur": book.add_format({"num_format": DURATION_FORMAT}),
+                "money": book.add_format({"num_format": MONEY_FORMAT}),
+                "title": book.add_format({"bold": True, "font_size": TITLE_FONT_SIZE}),
+                "subtitle": book.add_format({"font_color": SUBTITLE_COLOR}),
             }
             writer = _SheetWriter(book, formats)
             if not sheets:
                 book.add_worksheet(DEFAULT_SHEET_NAME)
-            for name, (_, frame) in zip(names, sheets, strict=True):
-                writer.write(name, frame, index)
+            layouts: dict[Any, SheetLayout] = {}
+            for name, (key, frame) in zip(names, sheets, strict=True):
+                layouts[key] = writer.write(
+                    name,
+                    frame,
+                    index,
+                    number_formats=number_formats or {},
+                    title=title_lines(title, key),
+                    totals=wanted_totals.get(key, ()),
+                )
+            if charts is not None:
+                charts(book, layouts)
         except BaseException:
             # Release the part files; the half-written workbook is discarded by the caller.
             with contextlib.suppress(Exception):
                 book.close()
             raise
         book.close()
+
+
+def check_xlsx_options(sheets: Sequence[tuple[Any, pd.DataFrame]], **options: Any) -> None:
+    """Check ``save()``'s ``.xlsx`` layout options before anything is written.
+
+    Raises:
+        ValidationError: As :func:`utils._excel_layout.check_options`.
+    """
+    check_options(
+        sheets,
+        index=bool(options.get("index", False)),
+        number_formats=options.get("number_formats"),
+        totals=options.get("totals"),
+        title=options.get("title"),
+        charts=options.get("charts"),
+    )

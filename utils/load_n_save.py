@@ -48,9 +48,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from utils import run_stats
+from utils._output_names import is_reservation, reserve
 from utils.atomic_write import TEMP_SUFFIX, write_atomically
 from utils.exceptions import ConfigurationError, FileOperationError, ValidationError
-from utils.path_helpers import check_path
+from utils.path_helpers import check_path, get_category_dir
 from utils.save_formats import (
     ACCEPTED,
     DEFAULT_SHEET_NAME,
@@ -111,8 +112,11 @@ class TxoDataHandler:
                 (``index=False`` by default, ``encoding="utf-8"``); ``indent`` (default 2),
                 ``sort_keys``, ``ensure_ascii`` for ``.json``/``.jsonl``; ``compression``,
                 ``schema``, ``row_group_size`` and other pyarrow options for ``.parquet``;
-                ``sheet_name``, ``index``, ``datetime_format``, ``date_format`` for
-                ``.xlsx``; ``encoding`` for ``.txt``.
+                ``sheet_name``, ``index``, ``datetime_format``, ``date_format``,
+                ``number_formats`` (column → Excel number format, e.g.
+                ``{"Rate": "0.0000"}``; ``Decimal`` columns default to ``#,##0.00``),
+                ``title``, ``totals`` and ``charts`` for ``.xlsx`` (see ``excel_writer``);
+                ``encoding`` for ``.txt``.
 
         Returns:
             The path written.
@@ -175,6 +179,7 @@ class TxoDataHandler:
             p.name
             for p in (folder.iterdir() if folder.is_dir() else ())
             if not (p.name.startswith(".") and p.name.endswith(TEMP_SUFFIX))
+            and not is_reservation(p.name)
         )
         shown = ", ".join(names[:LISTING_LIMIT])
         more = f" (and {len(names) - LISTING_LIMIT} more)" if len(names) > LISTING_LIMIT else ""
@@ -337,9 +342,21 @@ _READ_FIX = "Check that the file is readable by this user and not locked by anot
 
 
 def timestamped_filename(
-    config: Mapping[str, Any], name: str, ext: str, now: dt.datetime | None = None
+    config: Mapping[str, Any],
+    name: str,
+    ext: str,
+    now: dt.datetime | None = None,
+    *,
+    directory: str = "output",
 ) -> str:
-    """Return ``{org_id}-{env_type}-{name}_{YYYY-MM-DDTHHMMZ}.{ext}`` for the current UTC time.
+    """Return ``{org_id}-{env_type}-{name}_{YYYY-MM-DDTHHMMZ}.{ext}`` (UTC), a name no run has.
+
+    The first run in a minute gets exactly that name. A name an earlier run wrote, or one
+    another run (or an earlier call in this run) has already been given, is never returned
+    again: the next free one gets a suffix, ``…T1407Z_2.xlsx``, ``…T1407Z_3.xlsx`` ... The
+    name is reserved in ``directory`` atomically (a hidden ``.{name}.reserved`` file, removed
+    when the process ends), so two processes starting in the same minute never get the same
+    name; see ``utils._output_names``.
 
     Args:
         config: The loaded config (``_org_id`` and ``_env_type`` are injected by
@@ -348,15 +365,22 @@ def timestamped_filename(
         name: What the file holds (``customers``).
         ext: The extension, with or without its leading dot(s); its case is kept.
         now: The time to use (tests); a naive value is taken as UTC. Default: now.
+        directory: The ``get_path`` category the file will be saved in, where the name is
+            checked and reserved (created when missing). Default ``output``.
 
     Raises:
         ConfigurationError: The config lacks ``_org_id`` or ``_env_type``.
         ValidationError: ``name`` or ``ext`` is empty or contains a path separator.
+        FileOperationError: ``directory`` is not a category, or the name cannot be reserved
+            in it (folder not writable).
 
     Example:
         >>> timestamped_filename({"_org_id": "acme", "_env_type": "prod"}, "customers",
         ...                      ".xlsx", now=dt.datetime(2024, 3, 5, 14, 7))
         'acme-prod-customers_2024-03-05T1407Z.xlsx'
+        >>> timestamped_filename({"_org_id": "acme", "_env_type": "prod"}, "customers",
+        ...                      ".xlsx", now=dt.datetime(2024, 3, 5, 14, 7))
+        'acme-prod-customers_2024-03-05T1407Z_2.xlsx'
     """
     org = config.get("_org_id") or config.get("org_id")
     env = config.get("_env_type") or config.get("env_type")
@@ -371,11 +395,12 @@ def timestamped_filename(
         if not part or "/" in part or "\\" in part:
             raise ValidationError(
                 f"timestamped_filename() got an invalid {label} {part!r}.",
-                "Give a plain, non-empty name and extension; put sub-folders in front of "
-                "the returned name instead.",
+                "Give a plain, non-empty name and extension; to save in a sub-folder, put "
+                "it in front of the returned name.",
                 'f"2024/{timestamped_filename(config, "customers", "csv")}"',
             )
     moment = now or dt.datetime.now(dt.timezone.utc)
     if moment.tzinfo is not None:
         moment = moment.astimezone(dt.timezone.utc)
-    return f"{org}-{env}-{name}_{moment.strftime(TIMESTAMP_FORMAT)}.{ext}"
+    stem = f"{org}-{env}-{name}_{moment.strftime(TIMESTAMP_FORMAT)}"
+    return reserve(get_category_dir(directory), stem, ext)

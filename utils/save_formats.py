@@ -50,7 +50,8 @@ OPTIONS: dict[str, str] = {
     ".jsonl": "sort_keys, ensure_ascii, separators",
     ".csv": "DataFrame.to_csv options (sep, columns, header, index, encoding, date_format ...)",
     ".parquet": "schema, row_group_size, compression and other pyarrow ParquetWriter options",
-    ".xlsx": "sheet_name (one table), index, datetime_format, date_format",
+    ".xlsx": "sheet_name (one table), index, datetime_format, date_format, number_formats, "
+    "title, totals, charts",
     ".txt": "encoding, errors",
 }
 
@@ -200,9 +201,10 @@ def writer_for(data: Any, ext: str, kind: str, kwargs: dict[str, Any]) -> Callab
     if kind == "list" and ext in _TABLES:
         check_rows(data, ext)
     if ext == ".xlsx":
-        from utils.excel_writer import write_excel
+        from utils.excel_writer import check_xlsx_options, write_excel
 
         sheets = _xlsx_sheets(data, kwargs)  # takes sheet_name= out of kwargs
+        check_xlsx_options(sheets, **kwargs)  # a bad column name fails before any file exists
         return functools.partial(write_excel, sheets=sheets, **kwargs)
     from utils import table_writers
 
