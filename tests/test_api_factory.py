@@ -54,7 +54,7 @@ def test_get_sends_bearer_token_and_params(wiremock: WireMock, api: TxoRestAPI) 
     assert api.get("items", params={"$top": 5}) == {"ok": True}
     (seen,) = wiremock.find("GET", "/api/items")
     assert header(seen, "Authorization") == f"Bearer {TOKEN}"
-    assert seen["url"] == "/api/items?%24top=5"
+    assert seen["url"] == "/api/items?$top=5"
 
 
 def test_post_put_patch_send_json_bodies(wiremock: WireMock, api: TxoRestAPI) -> None:
@@ -323,3 +323,24 @@ def test_counters_count_requests_and_retries(wiremock: WireMock, api: TxoRestAPI
         delta(run_stats.RETRIES),
         delta(run_stats.RATE_LIMITED),
     ) == (3, 2, 1)
+
+
+def test_query_parameters_reach_the_server_percent_encoded_per_rfc_3986(
+    wiremock: WireMock, api: TxoRestAPI
+) -> None:
+    wiremock.stub(
+        {"request": {"method": "GET", "urlPath": "/api/items"}, "response": json_response([])}
+    )
+    params = {
+        "$filter": "status eq 'open' and amount gt 5",
+        "$select": "id,name",
+        "note": "a+b&c=d #1 é",
+    }
+    assert api.get("items", params=params) == []
+    (seen,) = wiremock.requests()
+    assert seen["url"] == (
+        "/api/items?$filter=status%20eq%20'open'%20and%20amount%20gt%205"
+        "&$select=id,name&note=a%2Bb%26c%3Dd%20%231%20%C3%A9"
+    )
+    decoded = {name: entry["values"] for name, entry in seen["queryParams"].items()}
+    assert decoded == {name: [value] for name, value in params.items()}
