@@ -139,7 +139,7 @@ def _render(values: Mapping[str, Any]) -> str:
     if not values:
         return "{}\n"
     lines = (
-        f"{json.dumps(k, ensure_ascii=False)}: {json.dumps(v, ensure_ascii=False)}"
+        f"  {json.dumps(k, ensure_ascii=False)}: {json.dumps(v, ensure_ascii=False)}"
         for k, v in values.items()
     )
     return "{\n" + ",\n".join(lines) + "\n}\n"
