@@ -1118,3 +1118,80 @@ def test_sync_customers_second_run_fetches_only_what_changed_since_the_watermark
         c["id"] for c in customers if c["lastModifiedDateTime"] > since_wide
     )
     assert len(customer_requests()) == 1
+
+
+def test_users_delta_full_then_changes_then_resync_after_410(
+    proj: E2EProject, wiremock: WireMock
+) -> None:
+    write_config(proj, wiremock)
+    stub_token(wiremock, TOKEN_A)
+    base = f"{wiremock.base_url}/api/users/delta"
+    fresh = "/api/users/delta?$select=id,displayName,mail,department"
+
+    def page(url: str, body: dict[str, Any], status: int = 200) -> None:
+        wiremock.stub(
+            {
+                "request": {"method": "GET", "url": url, "headers": bearer()},
+                "response": json_response(body, status),
+            }
+        )
+
+    page(fresh, {"value": [user(1), user(2)], "@odata.nextLink": f"{base}?$skiptoken=p2"})
+    page(
+        "/api/users/delta?$skiptoken=p2",
+        {"value": [user(3)], "@odata.deltaLink": f"{base}?$deltatoken=t1"},
+    )
+    page(
+        "/api/users/delta?$deltatoken=t1",
+        {
+            "value": [user(2), {"id": user(3)["id"], "@removed": {"reason": "deleted"}}],
+            "@odata.deltaLink": f"{base}?$deltatoken=t2",
+        },
+    )
+    page("/api/users/delta?$deltatoken=t2", {"error": {"code": "syncStateNotFound"}}, 410)
+    state_file = proj.root / "state" / f"{ORG}-{ENV}-users-delta.json"
+
+    def run_once() -> tuple[dict[str, Any], list[str]]:
+        wiremock.reset_journal()
+        done = proj.run_script("users_delta")
+        assert done.code == 0, done
+        newest = max(proj.output_files(), key=lambda p: p.stat().st_mtime_ns)
+        output = json.loads(newest.read_text(encoding="utf-8"))
+        newest.unlink()  # the next run in the same minute writes the same name
+        return output, [r["url"] for r in api_requests(wiremock)]
+
+    first, seen = run_once()
+    assert (first["kind"], len(first["changed"]), first["removed"]) == ("full", 3, [])
+    assert seen == [fresh, "/api/users/delta?$skiptoken=p2"]
+    assert json.loads(state_file.read_text()) == {"users_delta_link": f"{base}?$deltatoken=t1"}
+
+    second, seen = run_once()
+    assert second["kind"] == "changes"
+    assert [u["id"] for u in second["changed"]] == [user(2)["id"]]
+    assert second["removed"] == [user(3)["id"]]
+    assert seen == ["/api/users/delta?$deltatoken=t1"]
+    assert json.loads(state_file.read_text()) == {"users_delta_link": f"{base}?$deltatoken=t2"}
+
+    wiremock.reset_journal()
+    done = proj.run_script("users_delta")
+    assert done.code == 0, done
+    assert "410 Gone" in done.stderr
+    third = json.loads(max(proj.output_files()).read_text(encoding="utf-8"))
+    assert (third["kind"], len(third["changed"])) == ("full", 3)
+    assert [r["url"] for r in api_requests(wiremock)] == [
+        "/api/users/delta?$deltatoken=t2",
+        fresh,
+        "/api/users/delta?$skiptoken=p2",
+    ]
+    assert json.loads(state_file.read_text()) == {"users_delta_link": f"{base}?$deltatoken=t1"}
+
+
+@pytest.mark.parametrize(
+    "script", [SCRIPTS.parent.parent / "src" / "sync_customers.py", SCRIPTS / "users_delta.py"]
+)
+def test_the_incremental_pulls_manual_shows_the_tested_scripts_as_they_are(script: Path) -> None:
+    manual = SCRIPTS.parent.parent / "docs" / "incremental-pulls.md"
+    blocks = re.findall(r"```python\n(.*?)```", manual.read_text(encoding="utf-8"), re.S)
+    text = script.read_text(encoding="utf-8")
+    (block,) = [b for b in blocks if b.startswith(text.splitlines()[0])]
+    assert block == text

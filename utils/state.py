@@ -241,8 +241,14 @@ def _unreadable(path: Path, err: OSError) -> ConfigurationError:
         f"Cannot open the state file {path}: {err.strerror or err}.",
         "Make the state/ folder and its files readable and writable by this user, or start "
         "afresh with --full-refresh (the old state is replaced when that run succeeds).",
-        "make run SCRIPT=sync_customers ORG=acme ENV=prod ARGS=--full-refresh",
+        _full_refresh_example(path),
     )
+
+
+def _full_refresh_example(path: Path) -> str:
+    """``make run`` of the running script for the state's org/env, with ``--full-refresh``."""
+    org, env = path.stem.split("-")[:2]
+    return f"make run SCRIPT={run_control.module_name()} ORG={org} ENV={env} ARGS=--full-refresh"
 
 
 def _corrupt(path: Path, reason: str) -> ConfigurationError:
@@ -250,7 +256,7 @@ def _corrupt(path: Path, reason: str) -> ConfigurationError:
         f"The state file {path} is corrupt: {reason}.",
         "Run the script once with --full-refresh: it starts from an empty state and replaces "
         "the file when it succeeds (or restore the file from a backup).",
-        "make run SCRIPT=sync_customers ORG=acme ENV=prod ARGS=--full-refresh",
+        _full_refresh_example(path),
     )
 
 
@@ -267,7 +273,8 @@ def _read(path: Path) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise _corrupt(path, "it is not UTF-8 text") from None
     except json.JSONDecodeError as err:
-        raise _corrupt(path, f"not valid JSON ({err.msg} at line {err.lineno})") from None
+        where = f"line {err.lineno}, column {err.colno}"
+        raise _corrupt(path, f"not valid JSON ({where}: {err.msg})") from None
     if not isinstance(values, dict):
         raise _corrupt(path, f"it holds a JSON {type(values).__name__}, not an object")
     return values
@@ -319,6 +326,8 @@ def load_state(config: Mapping[str, Any]) -> RunState:
                 raise
             if full_refresh:
                 log.info("Full refresh: starting from an empty state (%s is replaced)", path)
+            if run_control.is_dry_run():
+                log.info("DRY RUN: the state is read, never committed (%s)", path)
             state = RunState(path, values, dirty=full_refresh)
             _held[path] = state
             _lock_fds[path] = fd  # open until the process ends: that is the lock
