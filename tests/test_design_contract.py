@@ -145,6 +145,7 @@ LAYERS: dict[str, int] = {
     "save_formats": 5,
     "atomic_write": 5,
     "load_n_save": 5,
+    "state": 5,
     "http_origin": 6,
     "http_errors": 6,
     "http_body": 6,
