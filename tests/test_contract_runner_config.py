@@ -610,6 +610,16 @@ def test_secrets_are_injected_as_underscore_snake_case(
         "_org_id": "acme",
         "_env_type": "test",
         "_token": TOKEN,
+        "_dry_run": False,
+        "_full_refresh": False,
+        "_args": {
+            "org_id": "acme",
+            "env_type": "test",
+            "log_format": None,
+            "log_level": None,
+            "dry_run": False,
+            "full_refresh": False,
+        },
     }
     for value in ("pw-value-1", "api-key-value-2", "sp-token-value-3", SECRET, TOKEN):
         assert value not in run.stderr and value not in project.log_text()

@@ -369,11 +369,11 @@ def _overlay_with_images(tmp_path: Path, name: str, tag: str) -> list[dict[str, 
 
 
 def test_an_overlay_pins_another_image_under_the_name_the_base_produces(tmp_path: Path) -> None:
-    """README, "Running on Kubernetes": the override an overlay needs, and the one that fails."""
+    """docs/deployment.md, "Running on Kubernetes": the override an overlay needs, and the one that fails."""
     kustomization = yaml.safe_load((K8S / "base" / "kustomization.yaml").read_text("utf-8"))
     (entry,) = kustomization["images"]
     assert entry["newName"] == BASE_IMAGE_NAME
-    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    readme = " ".join((ROOT / "docs" / "deployment.md").read_text(encoding="utf-8").split())
     assert "name the base produces (`name: REGISTRY/txo/txo-batch-toolkit`" in readme
 
     assert _overlay_with_images(tmp_path / "a", BASE_IMAGE_NAME, "9.9.9") == [
@@ -456,7 +456,7 @@ def test_crontab_container_line_runs_the_image_as_the_readme_does() -> None:
     assert "docker compose" not in command
     docker = shlex.split(command.split(" flock -n -E 75 ")[1].split(" >> ")[0])[1:]
     assert docker[:2] == ["docker", "run"]
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    readme = (ROOT / "docs" / "deployment.md").read_text(encoding="utf-8")
     block = readme.split("```bash\ndocker build -t txo-batch-toolkit .\n")[1].split("```")[0]
     documented = shlex.split(block.replace("\\\n", " "))
     assert (
@@ -468,8 +468,8 @@ def test_crontab_container_line_runs_the_image_as_the_readme_does() -> None:
     assert "$PWD/config:/app/config:ro" in docker
 
 
-def test_readme_cron_line_is_the_examples_line() -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+def test_documented_cron_line_is_the_examples_line() -> None:
+    readme = (ROOT / "docs" / "deployment.md").read_text(encoding="utf-8")
     block = readme.split("```cron\n")[1].split("```")[0].strip()
     assert block == cron_jobs()[0]
 

@@ -126,6 +126,22 @@ CONSOLE_OPTIONS: dict[str, tuple[Callable[[str], str], tuple[str, ...], str]] = 
 }
 
 
+class ScriptArgs(argparse.Namespace, dict):  # type: ignore[misc]
+    """The parsed command line: an ``argparse.Namespace`` that is also a ``dict``.
+
+    ``config["_args"].limit`` and ``config["_args"]["limit"]`` both work, and a config that
+    holds it still goes through ``json.dumps`` as plain JSON.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        dict.__setitem__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        super().__delattr__(name)
+        dict.pop(self, name, None)
+
+
 class ScriptTerminated(BaseException):
     """Raised in the main thread when the process receives SIGTERM (exit code 143).
 
@@ -245,11 +261,8 @@ def parse_args(
     for flag, help_text in RUN_FLAGS.items():
         parser.add_argument(flag, action="store_true", help=help_text)
     if arguments is not None:
-        group = parser.add_argument_group("options of this script")
-        # The script adds to a group so --help lists its options apart from the toolkit's;
-        # argparse groups take the same add_argument calls as the parser.
-        arguments(group)  # type: ignore[arg-type]
-    args = parser.parse_args(argv)
+        arguments(parser)
+    args = parser.parse_args(argv, namespace=ScriptArgs())
     _check_name("ORG_ID", args.org_id, prog)
     _check_name("ENV_TYPE", args.env_type, prog)
     return args
@@ -263,7 +276,7 @@ def _first_token(config: dict[str, Any], has_secrets: bool, org_id: str, env_typ
             "with its client-secret (or given as az-token).",
             "Copy the example, put the client secret in it and make it private "
             "(chmod 600). A script that calls no API can skip the token (see 'Writing a "
-            "script' in the README).",
+            "script' in docs/writing-scripts.md).",
             f"cp config/{config_loader.EXAMPLE_SECRETS} {shown} && chmod 600 {shown}",
         )
     return auth.get_token_provider(config).get_token()

@@ -38,7 +38,7 @@ def main() -> None:
         if os.environ.get("PROBE_REFRESH") == "1":
             report["refreshed"] = provider.refresh()
             report["after_refresh"] = provider.get_token()
-    print(json.dumps(report, default=vars), flush=True)
+    print(json.dumps(report), flush=True)
     raise_name = os.environ.get("PROBE_RAISE")
     if raise_name == "RuntimeError":
         raise RuntimeError("boom from the probe")
