@@ -43,7 +43,7 @@ LOCK_SUFFIX = ".lock"
 LOCK_INFO_WAIT_SECONDS = 0.5
 """How long a refused run waits for the holder to finish writing its pid into the lock file."""
 LOCK_INFO_POLL_SECONDS = 0.02
-MAX_SHOWN_TYPE = 60
+MAX_SHOWN_CHARS = 60
 
 _held: dict[Path, RunState] = {}
 _lock_fds: dict[Path, int] = {}
@@ -97,7 +97,7 @@ class RunState:
         """
         if not isinstance(key, str):
             raise ValidationError(
-                f"State keys are strings; got {type(key).__name__} {key!r:.{MAX_SHOWN_TYPE}}.",
+                f"State keys are strings; got {type(key).__name__} {key!r:.{MAX_SHOWN_CHARS}}.",
                 "Name each state entry with a string.",
                 'state.set("customers_watermark", newest)',
             )
@@ -160,7 +160,7 @@ def _to_json_value(value: Any, key: str) -> Any:
         return {k: _to_json_value(v, key) for k, v in value.items()}
     raise ValidationError(
         f"State entry {key!r} holds a value JSON cannot store: {type(value).__name__} "
-        f"{value!r:.{MAX_SHOWN_TYPE}}.",
+        f"{value!r:.{MAX_SHOWN_CHARS}}.",
         "Store JSON values only (strings, numbers, booleans, None, lists, objects with "
         "string keys) and dates/datetimes: convert the rest, e.g. a Decimal with str().",
         f'state.set("{key}", str(amount))',
