@@ -281,6 +281,83 @@ def export_mappings(customers: int, invoices: int) -> dict[str, dict[str, Any]]:
     }
 
 
+CHANGED_SINCE_FILTER = (
+    r"lastModifiedDateTime gt \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,7})?Z"
+)
+"""The one ``$filter`` the demo answers: customers changed after a UTC timestamp."""
+
+
+def changed_customers_mappings(customers: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Customers changed since a watermark: ``customers?$filter=lastModifiedDateTime gt T``.
+
+    The answer is computed by WireMock for each request (response templating): the records
+    whose ``lastModifiedDateTime`` is later than ``T``, in one page, so a script using the
+    watermark pattern sees a second run fetch only what changed. ``T`` is compared as text,
+    which orders these timestamps correctly when written like the data
+    (``2025-06-09T10:45:00.000Z``). Any other ``$filter`` is a 400, as a real API would refuse
+    a filter it cannot apply.
+    """
+    fields = list(customers[0])
+    for customer in customers:
+        for value in customer.values():  # each value is placed in a JSON string as it is
+            if not isinstance(value, str) or '"' in value or "\\" in value or "{{" in value:
+                raise ValueError(f"cannot template customer value {value!r}")
+    every = json.dumps(customers, separators=(",", ":"))
+    record = "{" + ",".join(f'"{name}":"{{{{{{{name}}}}}}}"' for name in fields) + "}"
+    template = (
+        f"{{{{#assign 'all'}}}}{every}{{{{/assign}}}}"
+        "{{#assign 'since'}}{{regexExtract request.query.[$filter] "
+        "'\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d(\\.\\d+)?Z'}}{{/assign}}"
+        "{{#assign 'expr'}}$[?(@.lastModifiedDateTime > '{{since}}')]{{/assign}}"
+        f'{{"@odata.context":"{{{{request.baseUrl}}}}/api/v2.0/$metadata#companies'
+        f'({COMPANY_ID})/customers","value":['
+        "{{#each (jsonPath all expr)}}{{#unless @first}},{{/unless}}"
+        f"{record}{{{{/each}}}}]}}"
+    )
+    url_path = f"{API_PATH}/customers"
+    return {
+        "demo-customers-changed-since": {
+            "name": "customers: only those changed after the $filter's timestamp (watermark)",
+            "priority": 1,
+            "request": _authorised(
+                {
+                    "method": "GET",
+                    "urlPath": url_path,
+                    "queryParameters": {"$filter": {"matches": CHANGED_SINCE_FILTER}},
+                }
+            ),
+            "response": {
+                "status": 200,
+                "headers": JSON_HEADERS,
+                "body": template,
+                "transformers": ["response-template"],
+            },
+        },
+        "demo-customers-other-filter": {
+            "name": "customers: any other $filter is refused",
+            "priority": 2,
+            "request": _authorised(
+                {
+                    "method": "GET",
+                    "urlPath": url_path,
+                    "queryParameters": {"$filter": {"matches": ".*"}},
+                }
+            ),
+            "response": {
+                "status": 400,
+                "headers": JSON_HEADERS,
+                "jsonBody": {
+                    "error": {
+                        "code": "BadRequest",
+                        "message": "The demo API filters customers only by "
+                        "'lastModifiedDateTime gt <UTC timestamp>'.",
+                    }
+                },
+            },
+        },
+    }
+
+
 def main() -> None:
     """Regenerate every ``demo-*.json`` under ``mappings/`` and ``__files/``."""
     rng = random.Random(SEED)
@@ -297,6 +374,7 @@ def main() -> None:
         mappings.update(more_mappings)
         files.update(more_files)
     mappings.update(export_mappings(len(customers), len(invoices)))
+    mappings.update(changed_customers_mappings(public_customers))
     for folder in ("mappings", "__files"):
         (ROOT / folder).mkdir(exist_ok=True)
         for old in (ROOT / folder).glob("demo-*.json"):

@@ -18,9 +18,9 @@ when there is any finding, else 0. The rules:
     ``parse_args_and_load_config(...)`` plus the conventional names ``config`` and ``cfg``;
     ``.get`` on a subscript of it (``config["global"].get(...)``) counts too.
 ``hand-built-path``
-    No hand-built paths to the project folders (config, data, output, logs, tmp, schemas): a
-    string starting ``output/`` (f-strings included), or a bare folder name given to
-    ``Path()``, ``os.path.join()``, ``open()`` or joined with ``/``. Use
+    No hand-built paths to the project folders (config, data, output, logs, tmp, schemas,
+    state): a string starting ``output/`` (f-strings included), or a bare folder name given
+    to ``Path()``, ``os.path.join()``, ``open()`` or joined with ``/``. Use
     ``get_path("output", name)``, which cannot escape its folder.
 ``type-hints``
     Every parameter (``self``/``cls`` aside) and every return of every function is annotated.
@@ -41,7 +41,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-PROJECT_FOLDERS = ("config", "data", "output", "logs", "tmp", "schemas")
+PROJECT_FOLDERS = ("config", "data", "output", "logs", "tmp", "schemas", "state")
 CONFIG_NAMES = frozenset({"config", "cfg"})
 CONFIG_LOADER = "parse_args_and_load_config"
 LOGGER_FACTORY = "setup_logger"

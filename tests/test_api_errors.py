@@ -11,7 +11,7 @@ from tests.support_api import TOKEN, make_config
 from tests.wiremock_server import WireMock
 from utils.api_factory import create_rest_api
 from utils.exceptions import ApiOperationError
-from utils.http_errors import safe_url
+from utils.http_errors import encode_query, safe_url, url_with_params
 
 pytestmark = pytest.mark.usefixtures(hang_guard.__name__)
 
@@ -94,3 +94,35 @@ def test_responses_and_retries_are_logged_at_debug_without_secrets(
     assert "GET " in text and "api_key=[REDACTED]" in text
     assert "-> 503 on attempt 1" in text and "-> 503 on attempt 2" in text
     assert "Retry 1 of 1 for GET" in text and "waiting 0.010s" in text
+
+
+@pytest.mark.parametrize(
+    ("params", "query"),
+    [
+        ({"$filter": "name eq 'A B'"}, "$filter=name%20eq%20'A%20B'"),
+        ({"$orderby": "date desc,id", "$top": 5}, "$orderby=date%20desc,id&$top=5"),
+        ({"$filter": "time gt 2025-06-30T10:00:00Z"}, "$filter=time%20gt%202025-06-30T10:00:00Z"),
+        ({"q": "1+1=2 & #x ?y;z"}, "q=1%2B1%3D2%20%26%20%23x%20%3Fy%3Bz"),
+        ({"q": "ü/€"}, "q=%C3%BC/%E2%82%AC"),
+        ({"id": [1, 2], "skip": None}, "id=1&id=2"),
+        ([("a b", "x"), ("a b", "y")], "a%20b=x&a%20b=y"),
+        ("already=encoded%20as%20is", "already=encoded%20as%20is"),
+        ({"raw": b"bytes value"}, "raw=bytes%20value"),
+    ],
+)
+def test_encode_query_is_rfc_3986_never_plus_for_space(params: Any, query: str) -> None:
+    assert encode_query(params) == query
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://a.example/x", "https://a.example/x?$top=2"),
+        ("https://a.example/x?p=1", "https://a.example/x?p=1&$top=2"),
+        ("https://a.example/x?", "https://a.example/x?$top=2"),
+        ("https://a.example/x#frag", "https://a.example/x?$top=2"),
+    ],
+)
+def test_url_with_params_adds_the_query_as_sent(url: str, expected: str) -> None:
+    assert url_with_params(url, {"$top": 2}) == expected
+    assert url_with_params(url, None) == url

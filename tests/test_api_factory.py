@@ -56,7 +56,7 @@ def test_get_sends_bearer_token_and_params(wiremock: WireMock, api: TxoRestAPI) 
     assert api.get("items", params={"$top": 5}) == {"ok": True}
     (seen,) = wiremock.find("GET", "/api/items")
     assert header(seen, "Authorization") == f"Bearer {TOKEN}"
-    assert seen["url"] == "/api/items?%24top=5"
+    assert seen["url"] == "/api/items?$top=5"
 
 
 def test_post_put_patch_send_json_bodies(wiremock: WireMock, api: TxoRestAPI) -> None:
@@ -558,3 +558,24 @@ def test_a_named_apis_static_token_is_where_the_secrets_loader_puts_name_token(n
     from utils.config_loader import secret_name
 
     assert static_token_name(name) == "_" + secret_name(f"{name}-token")
+
+
+def test_query_parameters_reach_the_server_percent_encoded_per_rfc_3986(
+    wiremock: WireMock, api: TxoRestAPI
+) -> None:
+    wiremock.stub(
+        {"request": {"method": "GET", "urlPath": "/api/items"}, "response": json_response([])}
+    )
+    params = {
+        "$filter": "status eq 'open' and amount gt 5",
+        "$select": "id,name",
+        "note": "a+b&c=d #1 é",
+    }
+    assert api.get("items", params=params) == []
+    (seen,) = wiremock.requests()
+    assert seen["url"] == (
+        "/api/items?$filter=status%20eq%20'open'%20and%20amount%20gt%205"
+        "&$select=id,name&note=a%2Bb%26c%3Dd%20%231%20%C3%A9"
+    )
+    decoded = {name: entry["values"] for name, entry in seen["queryParams"].items()}
+    assert decoded == {name: [value] for name, value in params.items()}

@@ -103,7 +103,7 @@ def test_odata_next_link_and_params_only_on_first_request(
     stub_page(wiremock, {"$skiptoken": "b"}, json_response({"value": [5]}))
     assert api.get_all("items", params={"$top": 2}) == [1, 2, 3, 4, 5]
     urls = [r["url"] for r in wiremock.find("GET", "/api/items")]
-    assert urls == ["/api/items?%24top=2", "/api/items?$skiptoken=a", "/api/items?$skiptoken=b"]
+    assert urls == ["/api/items?$top=2", "/api/items?$skiptoken=a", "/api/items?$skiptoken=b"]
     assert all(header(r, "Authorization") == f"Bearer {TOKEN}" for r in wiremock.requests())
 
 
@@ -365,3 +365,140 @@ def test_202_without_location_returns_its_body(wiremock: WireMock, api: TxoRestA
     )
     assert api.post("queue", {}) == {"queued": True}
     assert wiremock.count("ANY") == 1
+
+
+# -- Microsoft Graph delta queries ---------------------------------------------------------------
+DELTA_PATH = "/api/users/delta"
+SELECT = {"$select": "displayName,mail"}
+FRESH_URL = f"{DELTA_PATH}?$select=displayName,mail"
+
+
+def stub_url(wm: WireMock, url: str, response: dict[str, Any]) -> None:
+    """Answer a GET of exactly ``url`` (path and raw query, as the server receives it)."""
+    wm.stub({"request": {"method": "GET", "url": url}, "response": response})
+
+
+def user(n: int) -> dict[str, Any]:
+    return {"id": f"u{n}", "displayName": f"User {n}"}
+
+
+REMOVED = {"id": "u9", "@removed": {"reason": "deleted"}}
+GONE = json_response(
+    {"error": {"code": "syncStateNotFound", "message": "The sync state is not found."}}, 410
+)
+
+
+def test_delta_follows_next_links_until_the_delta_link(wiremock: WireMock, api: TxoRestAPI) -> None:
+    base = f"{wiremock.base_url}{DELTA_PATH}"
+    stub_url(
+        wiremock,
+        FRESH_URL,
+        json_response({"value": [user(1), user(2)], "@odata.nextLink": f"{base}?$skiptoken=p2"}),
+    )
+    stub_url(
+        wiremock,
+        f"{DELTA_PATH}?$skiptoken=p2",
+        json_response({"value": [], "@odata.nextLink": f"{base}?$skiptoken=p3"}),
+    )
+    stub_url(
+        wiremock,
+        f"{DELTA_PATH}?$skiptoken=p3",
+        json_response({"value": [user(3), REMOVED], "@odata.deltaLink": f"{base}?$deltatoken=d1"}),
+    )
+    pull = api.delta("users/delta", params=SELECT)
+    assert pull.delta_link is None
+    assert list(pull.pages()) == [[user(1), user(2)], [], [user(3), REMOVED]]
+    assert pull.delta_link == f"{base}?$deltatoken=d1"
+    assert pull.resynced is False
+    entries = wiremock.requests()
+    assert [e["url"] for e in entries] == [
+        FRESH_URL,
+        f"{DELTA_PATH}?$skiptoken=p2",
+        f"{DELTA_PATH}?$skiptoken=p3",
+    ]
+    assert all(header(e, "Authorization") == f"Bearer {TOKEN}" for e in entries)
+
+
+def test_delta_resumes_from_a_saved_link_without_the_fresh_params(
+    wiremock: WireMock, api: TxoRestAPI
+) -> None:
+    base = f"{wiremock.base_url}{DELTA_PATH}"
+    stub_url(
+        wiremock,
+        f"{DELTA_PATH}?$deltatoken=d1",
+        json_response({"value": [REMOVED], "@odata.deltaLink": "delta?$deltatoken=d2"}),
+    )
+    pull = api.delta("users/delta", f"{base}?$deltatoken=d1", SELECT)
+    assert list(pull.pages()) == [[REMOVED]]
+    assert pull.delta_link == f"{base}?$deltatoken=d2"  # a relative link, resolved
+    assert [e["url"] for e in wiremock.requests()] == [f"{DELTA_PATH}?$deltatoken=d1"]
+
+
+def test_delta_410_gone_restarts_once_from_the_path_and_warns(
+    wiremock: WireMock, api: TxoRestAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    base = f"{wiremock.base_url}{DELTA_PATH}"
+    stub_url(wiremock, f"{DELTA_PATH}?$deltatoken=expired", GONE)
+    stub_url(
+        wiremock,
+        FRESH_URL,
+        json_response({"value": [user(1)], "@odata.deltaLink": f"{base}?$deltatoken=new"}),
+    )
+    pull = api.delta("users/delta", f"{base}?$deltatoken=expired", SELECT)
+    with caplog.at_level("WARNING"):
+        pages = list(pull.pages())
+    assert pages == [[user(1)]]
+    assert pull.resynced is True
+    assert pull.delta_link == f"{base}?$deltatoken=new"
+    assert [e["url"] for e in wiremock.requests()] == [
+        f"{DELTA_PATH}?$deltatoken=expired",
+        FRESH_URL,
+    ]
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1
+    assert "410 Gone" in warnings[0].getMessage()
+
+
+def test_delta_410_on_the_resync_too_is_an_error(wiremock: WireMock, api: TxoRestAPI) -> None:
+    base = f"{wiremock.base_url}{DELTA_PATH}"
+    stub_url(wiremock, f"{DELTA_PATH}?$deltatoken=expired", GONE)
+    stub_url(wiremock, FRESH_URL, GONE)
+    pull = api.delta("users/delta", f"{base}?$deltatoken=expired", SELECT)
+    with pytest.raises(ApiOperationError) as caught:
+        list(pull.pages())
+    assert caught.value.status_code == 410
+    assert pull.delta_link is None
+    assert wiremock.count("GET") == 2
+
+
+def test_delta_without_a_delta_link_on_the_last_page_is_an_error(
+    wiremock: WireMock, api: TxoRestAPI
+) -> None:
+    stub_url(wiremock, FRESH_URL, json_response({"value": [user(1)]}))
+    pull = api.delta("users/delta", params=SELECT)
+    with pytest.raises(ApiOperationError) as caught:
+        list(pull.pages())
+    assert "@odata.deltaLink" in caught.value.what_went_wrong
+    assert pull.delta_link is None
+
+
+def test_delta_keeps_the_paging_rules_loops_and_token_origin(
+    wiremock: WireMock, api: TxoRestAPI
+) -> None:
+    elsewhere = f"{other_origin(wiremock)}{DELTA_PATH}"
+    stub_url(
+        wiremock,
+        FRESH_URL,
+        json_response({"value": [1], "@odata.nextLink": f"{elsewhere}?$skiptoken=x"}),
+    )
+    stub_url(
+        wiremock,
+        f"{DELTA_PATH}?$skiptoken=x",
+        json_response({"value": [2], "@odata.nextLink": f"{elsewhere}?$skiptoken=x"}),
+    )
+    pull = api.delta("users/delta", params=SELECT)
+    with pytest.raises(ApiOperationError, match="Pagination loop"):
+        list(pull.pages())
+    first, second = wiremock.requests()
+    assert header(first, "Authorization") == f"Bearer {TOKEN}"
+    assert header(second, "Authorization") is None  # another origin gets no token

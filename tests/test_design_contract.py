@@ -148,6 +148,7 @@ LAYERS: dict[str, int] = {
     "atomic_write": 5,
     "_output_names": 5,
     "load_n_save": 5,
+    "state": 5,
     "http_origin": 6,
     "http_errors": 6,
     "http_body": 6,

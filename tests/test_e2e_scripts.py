@@ -1047,3 +1047,151 @@ def test_readme_customer_report_runs_as_documented(tmp_path: Path, wiremock: Wir
         check=False,
     )
     assert checked.returncode == 0, checked.stdout
+
+
+# -- incremental pulls: the watermark example against the demo API's own mappings ----------------
+MOCK_API = Path(__file__).resolve().parent.parent / "mock-api"
+DEMO_URL = "http://127.0.0.1:8089"
+
+
+def serve_demo_mappings(wiremock: WireMock) -> None:
+    """Load every ``mock-api`` mapping into the shared WireMock, body files inlined."""
+    for path in sorted((MOCK_API / "mappings").glob("demo-*.json")):
+        mapping = json.loads(path.read_text(encoding="utf-8"))
+        response = mapping["response"]
+        if "bodyFileName" in response:
+            body = MOCK_API / "__files" / response.pop("bodyFileName")
+            response["body"] = body.read_text(encoding="utf-8")
+        wiremock.stub(mapping)
+
+
+def demo_customers() -> list[dict[str, Any]]:
+    pages = sorted((MOCK_API / "__files").glob("demo-customers-page-*.json"))
+    return [c for p in pages for c in json.loads(p.read_text(encoding="utf-8"))["value"]]
+
+
+def test_sync_customers_second_run_fetches_only_what_changed_since_the_watermark(
+    proj: E2EProject, wiremock: WireMock
+) -> None:
+    shutil.copy(SCRIPTS.parent.parent / "src" / "sync_customers.py", proj.root / "src")
+    demo = (MOCK_API.parent / "config" / "demo-test-config.json").read_text(encoding="utf-8")
+    proj.write_config(demo.replace(DEMO_URL, wiremock.base_url), ORG, ENV)
+    shutil.copy(
+        MOCK_API.parent / "config" / "demo-test-config-secrets_example.json",
+        proj.root / "config" / f"{ORG}-{ENV}-config-secrets.json",
+    )
+    serve_demo_mappings(wiremock)
+    customers = demo_customers()
+    newest = max(c["lastModifiedDateTime"] for c in customers)
+    state_file = proj.root / "state" / f"{ORG}-{ENV}-sync-customers.json"
+
+    def customer_requests() -> list[str]:
+        return [r["url"] for r in api_requests(wiremock) if "/customers" in r["url"]]
+
+    def newest_csv() -> pd.DataFrame:
+        return pd.read_csv(max(proj.output_files(), key=lambda p: p.stat().st_mtime_ns))
+
+    first = proj.run_script("sync_customers")
+    assert first.code == 0, first
+    assert all("$filter" not in url for url in customer_requests())
+    assert len(newest_csv()) == len(customers)
+    assert json.loads(state_file.read_text()) == {"customers_watermark": newest}
+
+    wiremock.reset_journal()
+    second = proj.run_script("sync_customers")
+    assert second.code == 0, second
+    since = "2025-06-09T10:40:00.000Z"  # the watermark minus the default 5 minutes
+    assert newest == "2025-06-09T10:45:00.000Z"
+    assert customer_requests() == [
+        f"/api/v2.0/companies(8f2d1c3a-5b7e-4c9d-a1f0-3e6b2d4c5a71)/customers"
+        f"?$filter=lastModifiedDateTime%20gt%20{since}"
+    ]
+    changed = [c["id"] for c in customers if c["lastModifiedDateTime"] > since]
+    assert list(newest_csv()["id"]) == changed
+    assert json.loads(state_file.read_text()) == {"customers_watermark": newest}
+
+    wiremock.reset_journal()
+    wider = proj.run_script("sync_customers", "--overlap-minutes", str(60 * 24 * 60))
+    assert wider.code == 0, wider
+    since_wide = "2025-04-10T10:45:00.000Z"  # 60 days before the watermark
+    assert sorted(newest_csv()["id"]) == sorted(
+        c["id"] for c in customers if c["lastModifiedDateTime"] > since_wide
+    )
+    assert len(customer_requests()) == 1
+
+
+def test_users_delta_full_then_changes_then_resync_after_410(
+    proj: E2EProject, wiremock: WireMock
+) -> None:
+    write_config(proj, wiremock)
+    stub_token(wiremock, TOKEN_A)
+    base = f"{wiremock.base_url}/api/users/delta"
+    fresh = "/api/users/delta?$select=id,displayName,mail,department"
+
+    def page(url: str, body: dict[str, Any], status: int = 200) -> None:
+        wiremock.stub(
+            {
+                "request": {"method": "GET", "url": url, "headers": bearer()},
+                "response": json_response(body, status),
+            }
+        )
+
+    page(fresh, {"value": [user(1), user(2)], "@odata.nextLink": f"{base}?$skiptoken=p2"})
+    page(
+        "/api/users/delta?$skiptoken=p2",
+        {"value": [user(3)], "@odata.deltaLink": f"{base}?$deltatoken=t1"},
+    )
+    page(
+        "/api/users/delta?$deltatoken=t1",
+        {
+            "value": [user(2), {"id": user(3)["id"], "@removed": {"reason": "deleted"}}],
+            "@odata.deltaLink": f"{base}?$deltatoken=t2",
+        },
+    )
+    page("/api/users/delta?$deltatoken=t2", {"error": {"code": "syncStateNotFound"}}, 410)
+    state_file = proj.root / "state" / f"{ORG}-{ENV}-users-delta.json"
+
+    def run_once() -> tuple[dict[str, Any], list[str]]:
+        wiremock.reset_journal()
+        done = proj.run_script("users_delta")
+        assert done.code == 0, done
+        newest = max(proj.output_files(), key=lambda p: p.stat().st_mtime_ns)
+        output = json.loads(newest.read_text(encoding="utf-8"))
+        newest.unlink()  # the next run in the same minute writes the same name
+        return output, [r["url"] for r in api_requests(wiremock)]
+
+    first, seen = run_once()
+    assert (first["kind"], len(first["changed"]), first["removed"]) == ("full", 3, [])
+    assert seen == [fresh, "/api/users/delta?$skiptoken=p2"]
+    assert json.loads(state_file.read_text()) == {"users_delta_link": f"{base}?$deltatoken=t1"}
+
+    second, seen = run_once()
+    assert second["kind"] == "changes"
+    assert [u["id"] for u in second["changed"]] == [user(2)["id"]]
+    assert second["removed"] == [user(3)["id"]]
+    assert seen == ["/api/users/delta?$deltatoken=t1"]
+    assert json.loads(state_file.read_text()) == {"users_delta_link": f"{base}?$deltatoken=t2"}
+
+    wiremock.reset_journal()
+    done = proj.run_script("users_delta")
+    assert done.code == 0, done
+    assert "410 Gone" in done.stderr
+    third = json.loads(max(proj.output_files()).read_text(encoding="utf-8"))
+    assert (third["kind"], len(third["changed"])) == ("full", 3)
+    assert [r["url"] for r in api_requests(wiremock)] == [
+        "/api/users/delta?$deltatoken=t2",
+        fresh,
+        "/api/users/delta?$skiptoken=p2",
+    ]
+    assert json.loads(state_file.read_text()) == {"users_delta_link": f"{base}?$deltatoken=t1"}
+
+
+@pytest.mark.parametrize(
+    "script", [SCRIPTS.parent.parent / "src" / "sync_customers.py", SCRIPTS / "users_delta.py"]
+)
+def test_the_incremental_pulls_manual_shows_the_tested_scripts_as_they_are(script: Path) -> None:
+    manual = SCRIPTS.parent.parent / "docs" / "incremental-pulls.md"
+    blocks = re.findall(r"```python\n(.*?)```", manual.read_text(encoding="utf-8"), re.S)
+    text = script.read_text(encoding="utf-8")
+    (block,) = [b for b in blocks if b.startswith(text.splitlines()[0])]
+    assert block == text

@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 from utils._named_apis import api_config
 from utils.api_settings import behavior
 from utils.http_body import decode_body
-from utils.pagination import walk_pages
+from utils.pagination import DeltaPull, PageFetcher, walk_pages
 from utils.rest_client import POOL_MAXSIZE, RestTransport
 
 log = logging.getLogger(__name__)
@@ -181,11 +181,54 @@ class TxoRestAPI(_ClosedOnExit):
             ApiOperationError: A page without records, a repeated next link, or any failure.
         """
 
+        yield from walk_pages(self._page_fetcher(headers), self.url_for(path), params)
+
+    def _page_fetcher(self, headers: Mapping[str, str] | None) -> PageFetcher:
+        """One page GET with this client's retries, limits and token: for the page walkers."""
+
         def fetch(url: str, page_params: Mapping[str, Any] | None) -> tuple[str, Any, Any]:
             response = self.transport.request("GET", url, params=page_params, headers=headers)
             return response.url or url, response.headers, decode_body(response)
 
-        yield from walk_pages(fetch, self.url_for(path), params)
+        return fetch
+
+    def delta(
+        self,
+        path: str,
+        delta_link: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> DeltaPull:
+        """A Microsoft Graph delta query: every change since ``delta_link``, page by page.
+
+        Args:
+            path: The delta function (``"users/delta"``), relative to ``api-base-url`` or
+                absolute; a fresh pull (no ``delta_link``, or after a 410 Gone) starts here.
+            delta_link: The ``@odata.deltaLink`` a previous pull ended with (from the state);
+                None for a first, full pull.
+            params: Query parameters of a fresh pull (``$select``, ``$filter``); a delta link
+                carries its own.
+            headers: Extra request headers for every page (``Prefer: return=minimal``).
+
+        Returns:
+            A :class:`~utils.pagination.DeltaPull`: iterate ``.pages()``, then save
+            ``.delta_link``; ``.resynced`` says the pages are a full pull (replace, not merge).
+
+        Example:
+            >>> state = load_state(config)                                  # doctest: +SKIP
+            >>> pull = api.delta("users/delta", state.get("users_delta"),
+            ...                  params={"$select": "displayName,mail"})
+            >>> for page in pull.pages():
+            ...     handle(page)          # removed users carry "@removed"
+            >>> state.set("users_delta", pull.delta_link)
+        """
+        return DeltaPull(
+            self._page_fetcher(headers),
+            self.url_for(path),
+            params,
+            self.url_for(delta_link) if delta_link else None,
+        )
 
     def get_all(
         self,
@@ -339,4 +382,4 @@ class ApiManager(_ClosedOnExit):
             client.close()
 
 
-__all__ = ["ApiManager", "TxoRestAPI", "create_rest_api", "decode_body"]
+__all__ = ["ApiManager", "DeltaPull", "TxoRestAPI", "create_rest_api", "decode_body"]

@@ -189,7 +189,7 @@ class RestTransport:
             try:
                 is_trial = breaker.before_call()
             except CircuitOpenError as err:
-                name_refused_call(err, method, url, kwargs.get("params"))
+                name_refused_call(err, method, url, None)
                 raise
         try:
             if self.api_delay > 0:
@@ -204,7 +204,7 @@ class RestTransport:
                 method, url, headers=headers, timeout=(self.timeout, self.timeout), **kwargs
             )
         except CircuitOpenError as err:  # opened while this call waited: nothing was sent
-            name_refused_call(err, method, url, kwargs.get("params"))
+            name_refused_call(err, method, url, None)
             raise
         except BAD_URL_ERRORS:
             # The URL could not even be sent: no server failed (a trial is spent, though).
@@ -277,8 +277,12 @@ class RestTransport:
             if not any(name.lower() == "content-type" for name in base_headers):
                 base_headers["Content-Type"] = JSON_CONTENT_TYPE
 
+        # The query is encoded here, once, RFC 3986 style (a space is %20, never +): the URL
+        # sent, logged and shown in errors is this one (see utils.http_errors.encode_query).
+        url = url_with_params(url, params)
+
         def shown_url() -> str:  # the URL with its query, for errors (made safe there)
-            return url_with_params(url, params)
+            return url
 
         while True:
             attempt += 1
@@ -288,13 +292,13 @@ class RestTransport:
                 sent_headers["Authorization"] = f"Bearer {token}"
             started = self._clock()
             try:
-                response = self._send_once(method, url, sent_headers, params=params, data=body)
+                response = self._send_once(method, url, sent_headers, data=body)
             except requests.RequestException as err:
                 kind = classify_exception(err)
                 log.debug(
                     "%s %s -> %s (%s) on attempt %d",
                     method,
-                    LazySafeUrl(url, params),
+                    LazySafeUrl(url),
                     type(err).__name__,
                     kind.value,
                     attempt,
