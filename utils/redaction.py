@@ -59,7 +59,7 @@ from utils.redaction_patterns import (
     TOKEN_RULES,
     TRIGGERED,
     URL_RULES,
-    URL_TRIGGERS,
+    URL_TRIGGER,
     VENDOR_KEY,
     CompiledRules,
     compile_rules,
@@ -319,21 +319,16 @@ def _apply_opaque(text: str, ascii_text: bytes) -> str:
     return "".join(out)
 
 
-def _has_any(words: tuple[str, ...], text: str) -> bool:
-    """True when one of ``words`` is in ``text``.
+def _has_key_word(lowered: str) -> bool:
+    """True when one of :data:`KEYED_TRIGGERS` is in ``lowered``.
 
     Plain substring checks in a loop: a regular expression or ``any()`` over a generator
     costs about twice as much, on every record.
     """
-    for word in words:  # noqa: SIM110
-        if word in text:
+    for word in KEYED_TRIGGERS:  # noqa: SIM110
+        if word in lowered:
             return True
     return False
-
-
-def _has_key_word(lowered: str) -> bool:
-    """True when one of :data:`KEYED_TRIGGERS` is in ``lowered``."""
-    return _has_any(KEYED_TRIGGERS, lowered)
 
 
 def _lower_ascii(text: str) -> str:
@@ -353,7 +348,7 @@ def _apply_patterns(text: str) -> str:
             text, lowered = redacted, _lower_ascii(redacted)
     if _AUTH_TRIGGER.search(lowered):
         text = _apply_rules(_AUTH, text)
-    if ("@" in text and "://" in text) or _has_any(URL_TRIGGERS, text):
+    if ("@" in text and "://" in text) or URL_TRIGGER in text:
         text = _apply_rules(_URL, text)
     for trigger, regex in TRIGGERED:
         if trigger in text:

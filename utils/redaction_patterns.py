@@ -403,7 +403,7 @@ def _has_letter_and_digit(text: str, match: re.Match[str]) -> bool:
 
 
 # Rules for texts that hold a URL with an "@", or a webhook URL (the URL is the secret).
-URL_TRIGGERS = ("hooks.slack.com", "webhook")
+URL_TRIGGER = "hook"  # hooks.slack.com, webhook.office.com, discord.com/api/webhooks
 URL_RULES: tuple[Rule, ...] = (
     # Credentials in URLs: scheme://user:password@host keeps the user.
     Rule("url_userinfo", ":", r"//[^\s:/@?#]*:(?P<s>[^\s/?#@]+(?:@[^\s/?#@]+)*)@"),
