@@ -107,6 +107,10 @@ _DIGIT = re.compile("[0-9]")
 # them; the memory is bounded and starts over when full. Keys are never remembered.
 _NOT_KEYS: set[str] = set()
 _NOT_KEYS_MAX = 4096
+# Likewise runs in which no token shape was found (host names, file names, URL paths).
+_NO_TOKENS: set[str] = set()
+# What a value assigned to a key follows: an operator, a quote, white space or '>'.
+_VALUE_OPENERS = frozenset(" \t'\"`\\=:>,|")
 
 
 def _forms(value: str) -> set[str]:
@@ -256,14 +260,21 @@ def _apply_tokens(text: str, ascii_text: bytes) -> str:
         start = image.find(_TOKEN_RUN, end)
     for start, end in reversed(spans):
         if end - start >= _SHORT_TOKEN_RUN or text.startswith(_SHORT_TOKEN_PREFIX, start):
-            redacted = _apply_rules(_TOKENS, text, start, end)
-            if redacted is not text:
-                text = redacted
-                continue
+            run = text[start:end]
+            if run not in _NO_TOKENS:
+                redacted = _apply_rules(_TOKENS, text, start, end)
+                if redacted is not text:
+                    text = redacted
+                    continue
+                if len(_NO_TOKENS) >= _NOT_KEYS_MAX:
+                    _NO_TOKENS.clear()
+                _NO_TOKENS.add(run)
         while end > start and text[end - 1] in "._-":  # trailing punctuation is prose
             end -= 1
         if (
             end - start >= TOKEN_MIN_RUN
+            and start > 0
+            and text[start - 1] in _VALUE_OPENERS
             and _DIGIT.search(text, start, end) is not None
             and _keyed_value(text, start)
             and looks_random(text[start:end])
