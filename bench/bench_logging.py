@@ -4,8 +4,9 @@ Both sides log the same records through the same kinds of handler, a console str
 per-run file, with the same format strings; only the formatters differ: the toolkit's
 redacting formatters against ``logging.Formatter`` (text) and python-json-logger's
 ``JsonFormatter`` (JSON). The records are a realistic mix: HTTP requests, progress lines,
-third-party debug lines, and one in ten carrying a secret (token, key/value, URL
-credentials) that the toolkit side has to hide. Goal: at most 1.5x.
+third-party debug lines, and one in ten carrying a secret (token response, assignment,
+vendor token, key-named value, URL credentials, connection string: each in turn) that the
+toolkit side has to hide. Goal: at most 1.5x.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ MESSAGES: list[tuple[str, int, str, tuple[object, ...]]] = [
         (1, "api.example.com", 443),
     ),
     ("src.report", logging.INFO, "Summary: %d customers, %d orders, %d errors", (812, 4410, 0)),
-    # One in ten carries a secret.
+    # One in ten carries a secret: the tenth slot takes each of SECRET_MESSAGES in turn.
     (
         "utils.auth",
         logging.DEBUG,
@@ -87,6 +88,26 @@ MESSAGES: list[tuple[str, int, str, tuple[object, ...]]] = [
         (
             '{"token_type": "Bearer", "access_token": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.sig_abcdefgh", "expires_in": 3599}',
         ),
+    ),
+]
+# The secret records: a token response, an assignment, a vendor token alone, a key-named
+# value, URL credentials, a connection string.
+SECRET_MESSAGES: list[tuple[str, int, str, tuple[object, ...]]] = [
+    MESSAGES[-1],
+    ("src.report", logging.INFO, "config: %s", ('apiToken := "gL9Qx2Vb7Nm4Kp8Rt3Wz"',)),
+    ("src.report", logging.INFO, "cloning with %s", ("glpat-Ab3De6Gh9Jk2Mn5Pq8St",)),
+    ("src.report", logging.DEBUG, "env %s", ("STRIPE_KEY=sk_live_4eC39HqLyjWDarjtT1zdp7dc",)),
+    (
+        "urllib3.connectionpool",
+        logging.DEBUG,
+        "connecting to %s",
+        ("postgresql://app:Pa55-w0rd-77@db.example.com:5432/app",),
+    ),
+    (
+        "src.report",
+        logging.INFO,
+        "storage %s",
+        ("AccountName=acct;AccountKey=c2VjcmV0LWFjY291bnQta2V5LXZhbHVl==;EndpointSuffix=x",),
     ),
 ]
 
@@ -107,11 +128,17 @@ def _configure(
 
 
 def _emit(logger: logging.Logger) -> Callable[[], None]:
-    children = {name: logger.getChild(name) for name, *_ in MESSAGES}
+    children = {name: logger.getChild(name) for name, *_ in MESSAGES + SECRET_MESSAGES}
 
     def run() -> None:
         for i in range(RECORDS_PER_SAMPLE):
-            name, level, msg, args = MESSAGES[i % len(MESSAGES)]
+            slot = i % len(MESSAGES)
+            if slot == len(MESSAGES) - 1:
+                name, level, msg, args = SECRET_MESSAGES[
+                    (i // len(MESSAGES)) % len(SECRET_MESSAGES)
+                ]
+            else:
+                name, level, msg, args = MESSAGES[slot]
             children[name].log(level, msg, *args)
 
     return run

@@ -10,17 +10,22 @@ Stages, each at most one scan of the text:
    inside a query string or a JSON body. Values shorter than :data:`MIN_SECRET_LENGTH`
    characters are ignored: replacing ``"abc"`` everywhere would wreck the log and protect
    nothing.
-2. **Patterns** (:mod:`utils.redaction_patterns`), in three families, each ONE compiled
-   alternation that runs only when its cheap trigger is in the text: key/value pairs, PEM
-   blocks and HTTP credentials (a key word such as ``pass``, ``secret``, ``token``, ``key``
-   appears); credentials in URLs (``://`` and ``@`` appear); token prefixes and JWTs (run
-   only over runs of :data:`~utils.redaction_patterns.TOKEN_MIN_RUN`+ token characters). The
-   key of a key/value pair stays visible and only the value is hidden
+2. **Patterns** (:mod:`utils.redaction_patterns`), in families of one compiled alternation
+   each, that run only when their cheap trigger is in the text: key/value pairs in every
+   assignment syntax, PEM blocks, command-line flags and HTTP credentials (a key word such
+   as ``pass``, ``secret``, ``token``, ``key`` appears); credentials and webhooks in URLs
+   (``://`` and ``@``, or ``webhook``, appear); a few shapes with a character of their own
+   (Azure AD secrets' ``Q~``, Telegram's ``:A``, Mailchimp's ``-us``). The key of a
+   key/value pair stays visible and only the value is hidden
    (``"password": "[REDACTED]"``), so logs stay readable.
-3. **Opaque keys**: any run of 40+ key characters (base64, base64url, hex, random
-   alphanumerics, Azure-style secrets with ``~`` and ``.``) that
-   :func:`utils.redaction_patterns.is_key_like` judges a key rather than a path or a name,
-   found by a byte-level substring search.
+3. **Token runs**: over runs of :data:`~utils.redaction_patterns.TOKEN_MIN_RUN`+ token
+   characters, the documented token shapes of widely used services and JWTs; a run no shape
+   matches is still hidden when it looks random and the key it is assigned to names a
+   service or a credential (``TWILIO=...``, ``accessId = "..."``).
+4. **Opaque keys**: any run of 40+ key characters (base64, base64url, random alphanumerics,
+   Azure-style secrets, a key split by ``=``, ``:``, ``|`` or ``@``) that
+   :func:`utils.redaction_patterns.is_key_like` judges a key rather than a path, a name or a
+   hexadecimal digest, found by a byte-level substring search.
 
 A line with nothing secret-shaped in it therefore costs a handful of C-level scans.
 
@@ -49,13 +54,18 @@ from utils.redaction_patterns import (
     KEYED_RULES,
     KEYED_TRIGGERS,
     OPAQUE_MIN_LENGTH,
+    SPACED_KEY,
     TOKEN_MIN_RUN,
     TOKEN_RULES,
+    TRIGGERED,
     URL_RULES,
-    URL_WEBHOOK_TRIGGER,
+    URL_TRIGGER,
+    VENDOR_KEY,
     CompiledRules,
     compile_rules,
     is_key_like,
+    key_before,
+    looks_random,
 )
 
 REDACTED = "[REDACTED]"
@@ -64,7 +74,7 @@ MIN_SECRET_LENGTH = 4
 
 # The quote a redacted value keeps, so '"x"' becomes '"[REDACTED]"' (and '\\"x\\"' keeps its
 # escaped quotes, however many backslashes escape them).
-_QUOTE_MARK = re.compile(r"""\\*["']""")
+_QUOTE_MARK = re.compile(r"""\\*["'`]""")
 
 _lock = threading.Lock()
 _secrets: set[str] = set()
@@ -81,17 +91,26 @@ _TOKENS: CompiledRules = compile_rules(TOKEN_RULES)
 # character is "k" and everything else a space: a C-level substring search finds a run much
 # faster than a regular expression (non-ASCII characters become "?" first, so indexes align).
 _ALNUM = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-_OPAQUE_TABLE = bytes(ord("k") if i in _ALNUM + b"+/_~.-" else ord(" ") for i in range(256))
+_OPAQUE_TABLE = bytes(ord("k") if i in _ALNUM + b"+/_~.-=:|@" else ord(" ") for i in range(256))
 _OPAQUE_RUN = b"k" * OPAQUE_MIN_LENGTH
-_TOKEN_TABLE = bytes(ord("k") if i in _ALNUM + b"_.-" else ord(" ") for i in range(256))
+_TOKEN_TABLE = bytes(ord("k") if i in _ALNUM + b"_.~-" else ord(" ") for i in range(256))
 _TOKEN_RUN = b"k" * TOKEN_MIN_RUN
+# Every token shape is at least this long but for Slack's legacy xoxa-/xoxr- tokens: shorter
+# runs are only candidates for key-named values.
+_SHORT_TOKEN_RUN = 20
+_SHORT_TOKEN_PREFIX = "xox"
 # A GUID alone is the commonest long run in API logs (record ids in URLs); it is no token.
 _GUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 _GUID_LENGTH = 36
+_DIGIT = re.compile("[0-9]")
 # Runs judged NOT to be keys (paths, names: never secrets) are remembered, since logs repeat
 # them; the memory is bounded and starts over when full. Keys are never remembered.
 _NOT_KEYS: set[str] = set()
 _NOT_KEYS_MAX = 4096
+# Likewise runs in which no token shape was found (host names, file names, URL paths).
+_NO_TOKENS: set[str] = set()
+# What a value assigned to a key follows: an operator, a quote, white space or '>'.
+_VALUE_OPENERS = frozenset(" \t'\"`\\=:>,|")
 
 
 def _forms(value: str) -> set[str]:
@@ -189,7 +208,7 @@ def _apply_rules(
         name = match.lastgroup
         rule, secret_group = rules.rules[name] if name else (None, None)
         start, end = match.span()
-        if rule is None or (rule.check is not None and not rule.check(match.group())):
+        if rule is None or (rule.check is not None and not rule.check(text, match)):
             match = search(hay, start + 1, end_at)
             continue
         if secret_group is None:
@@ -211,10 +230,24 @@ def _apply_rules(
     return "".join(out)
 
 
+def _keyed_value(text: str, start: int) -> bool:
+    """True when the random-looking run at ``start`` is the value of a key that names a
+    service or a credential (``TWILIO=...``, ``"sumo_access_id": "..."``), or follows a
+    secret word after white space only (``signing key 9f86...``)."""
+    found = key_before(text, start)
+    if found is None:
+        return False
+    name, spaced = found
+    if spaced:
+        return SPACED_KEY.search(name.lower()) is not None
+    return VENDOR_KEY.search(name.lower()) is not None
+
+
 def _apply_tokens(text: str, ascii_text: bytes) -> str:
-    """Run the token family only over runs of ``TOKEN_MIN_RUN``+ token characters (right to
-    left, so earlier indexes stay valid while later runs are replaced). A run that is just a
-    GUID is skipped."""
+    """Run the token family over each run of ``TOKEN_MIN_RUN``+ token characters (right to
+    left, so earlier indexes stay valid while later runs are replaced); a run no token shape
+    matches is still hidden when it looks random and a key names it as a credential. A run
+    that is just a GUID is skipped."""
     image = ascii_text.translate(_TOKEN_TABLE)
     spans = []
     start = image.find(_TOKEN_RUN)
@@ -226,14 +259,40 @@ def _apply_tokens(text: str, ascii_text: bytes) -> str:
             spans.append((start, end))
         start = image.find(_TOKEN_RUN, end)
     for start, end in reversed(spans):
-        text = _apply_rules(_TOKENS, text, start, end)
+        if end - start >= _SHORT_TOKEN_RUN or text.startswith(_SHORT_TOKEN_PREFIX, start):
+            run = text[start:end]
+            if run not in _NO_TOKENS:
+                redacted = _apply_rules(_TOKENS, text, start, end)
+                if redacted is not text:
+                    text = redacted
+                    continue
+                if len(_NO_TOKENS) >= _NOT_KEYS_MAX:
+                    _NO_TOKENS.clear()
+                _NO_TOKENS.add(run)
+        while end > start and text[end - 1] in "._-":  # trailing punctuation is prose
+            end -= 1
+        if (
+            end - start >= TOKEN_MIN_RUN
+            and start > 0
+            and text[start - 1] in _VALUE_OPENERS
+            and _DIGIT.search(text, start, end) is not None
+            and _keyed_value(text, start)
+            and looks_random(text[start:end])
+        ):
+            text = f"{text[:start]}{REDACTED}{text[end:]}"
     return text
+
+
+# In a long run joined by '=', ':', '@' or '|', a leading name (key=, user@, https:) stays
+# visible when it is a plain name and what follows it is the key.
+_RUN_PREFIX = re.compile(r"(?:[A-Za-z][A-Za-z0-9_.-]*[=:@|]+)+")
 
 
 def _apply_opaque(text: str, ascii_text: bytes) -> str:
     """Replace every run of 40+ key characters that :func:`is_key_like` judges a key.
 
-    Base64 padding (``=``) after a run is hidden with it.
+    Base64 padding (``=``) after a run is hidden with it; a leading ``name=`` or ``user@``
+    stays when the rest is the key.
     """
     image = ascii_text.translate(_OPAQUE_TABLE)
     start = image.find(_OPAQUE_RUN)
@@ -247,13 +306,18 @@ def _apply_opaque(text: str, ascii_text: bytes) -> str:
         if end < 0:
             end = size
         stop = end
-        while end > start and text[end - 1] == ".":  # a sentence's full stop is not the key's
+        while end > start and text[end - 1] in ".:|@":  # a sentence's stop is not the key's
             end -= 1
-        while end < size and text[end] == "=":
-            end += 1
         run = text[start:end]
         if run not in _NOT_KEYS:
             if is_key_like(run):
+                prefix = _RUN_PREFIX.match(run)
+                if (
+                    prefix is not None
+                    and not is_key_like(prefix.group())
+                    and is_key_like(run[prefix.end() :])
+                ):
+                    start += prefix.end()
                 out.append(text[last:start])
                 out.append(REDACTED)
                 last = end
@@ -295,8 +359,11 @@ def _apply_patterns(text: str) -> str:
             text, lowered = redacted, _lower_ascii(redacted)
     if _AUTH_TRIGGER.search(lowered):
         text = _apply_rules(_AUTH, text)
-    if ("@" in text and "://" in text) or URL_WEBHOOK_TRIGGER in text:
+    if ("@" in text and "://" in text) or URL_TRIGGER in text:
         text = _apply_rules(_URL, text)
+    for trigger, regex in TRIGGERED:
+        if trigger in text:
+            text = regex.sub(REDACTED, text)
     ascii_text = text.encode("ascii", "replace")
     redacted = _apply_tokens(text, ascii_text)
     if redacted is not text:
