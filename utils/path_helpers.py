@@ -10,7 +10,7 @@ from utils.exceptions import FileOperationError
 # The project root is the folder that holds utils/. Tests may monkeypatch it.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
-CATEGORIES = ("config", "data", "output", "logs", "tmp", "schemas")
+CATEGORIES = ("config", "data", "output", "logs", "tmp", "schemas", "state")
 # schemas/ ships with the code; a missing one is a broken install, not a folder to create.
 NOT_CREATED = frozenset({"schemas"})
 
