@@ -11,8 +11,11 @@ ORG    ?=
 ENV    ?=
 ARGS   ?=
 DEMO_PORT ?= 8089
+ORGS   ?=
+ENVS   ?=
+PARALLEL ?= 4
 
-.PHONY: help setup lock run demo mock-api-up mock-api-down test pytest lint lint-deploy \
+.PHONY: help setup lock run run-all demo mock-api-up mock-api-down test pytest lint lint-deploy \
         typecheck check-patterns bench clean
 
 help: ## List every target with its description (default)
@@ -50,6 +53,14 @@ run: $(STAMP) ## Run a script: make run SCRIPT=report ORG=acme ENV=prod [ARGS='-
 	@test -f src/$(SCRIPT).py || { echo "❌ Problem: no script src/$(SCRIPT).py"; echo "✅ Solution: pick one of: $$(ls src/*.py | xargs -n1 basename | sed 's/\.py$$//' | grep -v '^__' | tr '\n' ' ')"; exit 2; }
 	$(PY) -m src.$(SCRIPT) $(ORG) $(ENV) $(ARGS)
 
+run-all: $(STAMP) ## Run SCRIPT for every org/env with a config: make run-all SCRIPT=report [ORGS="acme globex"] [ENVS=prod] [PARALLEL=4]
+	@test -n "$(SCRIPT)" || { \
+	  echo "❌ Problem: make run-all needs SCRIPT."; \
+	  echo "✅ Solution: name the script in src/ (without .py); ORGS, ENVS and PARALLEL are optional."; \
+	  echo "📝 Example: make run-all SCRIPT=report ORGS=\"acme globex\" ENVS=prod PARALLEL=4"; \
+	  exit 2; }
+	$(PY) -m tools.run_all $(SCRIPT) --orgs "$(ORGS)" --envs "$(ENVS)" --parallel $(PARALLEL) $(if $(ARGS),-- $(ARGS))
+
 demo: $(STAMP) ## Start the demo API, run the report for demo/test against it, stop the API
 	@test -f config/demo-test-config-secrets.json || { \
 	  cp config/demo-test-config-secrets_example.json config/demo-test-config-secrets.json && \
@@ -79,8 +90,8 @@ pytest: $(STAMP) ## Unit and integration tests only
 	$(PY) -m pytest
 
 lint: $(STAMP) lint-deploy ## ruff on the code, plus the container and Kubernetes checks
-	$(PY) -m ruff check utils src tests bench
-	$(PY) -m ruff format --check utils
+	$(PY) -m ruff check utils src tests bench tools
+	$(PY) -m ruff format --check utils tools
 
 # Kubernetes versions the rendered manifests are validated against: the oldest supported
 # (CronJob timeZone, podFailurePolicy) and the newest kubernetes-validate knows.
