@@ -215,11 +215,9 @@ def main(argv: Sequence[str] | None = None, root: Path = PROJECT_ROOT) -> int:
     )
     outcomes = runner.run(pairs)
     failed = [o for o in outcomes if o.code != EXIT_OK]
-    print(
-        f"{len(outcomes)} run{'' if len(outcomes) == 1 else 's'}: {len(outcomes) - len(failed)} succeeded, {len(failed)} failed"
-        + (f", {len(pairs) - len(outcomes)} not started (stopped)" if runner.stopped_by else ""),
-        flush=True,
-    )
+    runs = f"{len(outcomes)} run{'' if len(outcomes) == 1 else 's'}"
+    stopped = f", {len(pairs) - len(outcomes)} not started (stopped)" if runner.stopped_by else ""
+    print(f"{runs}: {len(outcomes) - len(failed)} succeeded, {len(failed)} failed{stopped}")
     if runner.stopped_by is not None:
         return SIGNAL_EXIT[signal.Signals(runner.stopped_by)]
     return EXIT_FAILED if failed else EXIT_OK
