@@ -2,7 +2,7 @@
 
 The binary comes from Debian's ``prometheus-pushgateway`` package, without root:
 ``apt-get download`` fetches the .deb and ``dpkg-deb -x`` unpacks it under
-``.venv/pushgateway/`` (kept with the environment, so a fresh machine fetches it once).
+``.venv/debian/`` (:mod:`tools.debian_fetch`; a fresh machine fetches it once).
 ``$TXO_PUSHGATEWAY_BIN`` or a ``prometheus-pushgateway`` on ``PATH`` is used instead when
 present.
 """
@@ -12,66 +12,39 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
 import requests
 
 from tests.wiremock_server import free_port
+from tools import debian_fetch
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-CACHE = PROJECT_ROOT / ".venv" / "pushgateway"
 PACKAGE = "prometheus-pushgateway"
 BINARY = Path("usr") / "bin" / PACKAGE
 ENV_BIN = "TXO_PUSHGATEWAY_BIN"
 STARTUP_TIMEOUT = 30.0
-FETCH_TIMEOUT = 300
 
 
 class PushgatewayUnavailable(RuntimeError):
     """No binary here and no Debian tooling to fetch one."""
 
 
-def _fetch(cache: Path) -> Path:
-    """``apt-get download`` + ``dpkg-deb -x`` the package into ``cache``; return the binary."""
-    if not (shutil.which("apt-get") and shutil.which("dpkg-deb")):
-        raise PushgatewayUnavailable(
-            f"{PACKAGE} is not installed and apt-get/dpkg-deb are missing to fetch it; "
-            f"install it or set {ENV_BIN}"
-        )
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=cache.parent) as work:
-        download = ["apt-get", "download", "-q", PACKAGE]
-        done = subprocess.run(
-            download, cwd=work, capture_output=True, text=True, timeout=FETCH_TIMEOUT
-        )
-        if done.returncode != 0 and os.geteuid() == 0:
-            # A fresh container has no package lists yet; as root they can be fetched.
-            subprocess.run(["apt-get", "update", "-qq"], capture_output=True, timeout=FETCH_TIMEOUT)
-            done = subprocess.run(
-                download, cwd=work, capture_output=True, text=True, timeout=FETCH_TIMEOUT
-            )
-        debs = sorted(Path(work).glob(f"{PACKAGE}_*.deb"))
-        if done.returncode != 0 or not debs:
-            raise RuntimeError(f"apt-get download {PACKAGE} failed: {done.stderr.strip()}")
-        unpacked = Path(work) / "root"
-        subprocess.run(["dpkg-deb", "-x", str(debs[-1]), str(unpacked)], check=True)
-        if cache.exists():
-            shutil.rmtree(cache)
-        os.replace(unpacked, cache)
-    return cache / BINARY
+def find_binary() -> Path:
+    """The Pushgateway binary: ``$TXO_PUSHGATEWAY_BIN``, on ``PATH``, or Debian's, unpacked.
 
-
-def find_binary(cache: Path = CACHE) -> Path:
-    """The Pushgateway binary: ``$TXO_PUSHGATEWAY_BIN``, on ``PATH``, cached, or fetched now."""
+    Raises:
+        PushgatewayUnavailable: None here, and not a Debian-family machine to fetch it.
+    """
     if os.environ.get(ENV_BIN):
         return Path(os.environ[ENV_BIN])
     on_path = shutil.which(PACKAGE)
     if on_path:
         return Path(on_path)
-    cached = cache / BINARY
-    return cached if cached.exists() else _fetch(cache)
+    try:
+        return debian_fetch.unpacked(PACKAGE) / BINARY
+    except debian_fetch.DebianToolsMissing as err:
+        raise PushgatewayUnavailable(f"{err}; install {PACKAGE} or set {ENV_BIN}") from err
 
 
 class Pushgateway:

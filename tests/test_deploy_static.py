@@ -32,8 +32,8 @@ import yaml
 from deploy.entrypoint import build_command, indexed_pair, main
 from tests.support_scripts import make_project
 from tests.test_deploy import K8S_CONFIG_MODE, image_spec, runtime_instructions
-from tests.wiremock_server import DOCKER_IMAGE
-from tools import render_k8s
+from tests.wiremock_server import DOCKER_IMAGE, find_jar
+from tools import check_compose, render_k8s
 from utils.exceptions import ConfigurationError, HelpfulError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -188,16 +188,23 @@ def test_each_pod_of_the_indexed_job_runs_its_own_pair(indexed_project: Path) ->
 
 
 # -- Dockerfile and .dockerignore --------------------------------------------------------------
-def test_every_stage_is_pinned_by_tag_and_digest() -> None:
-    froms = [
-        line.split()[1]
-        for line in (ROOT / "Dockerfile").read_text(encoding="utf-8").splitlines()
-        if line.startswith("FROM ")
-    ]
+def test_base_image_is_a_build_argument_pinned_by_tag_and_digest() -> None:
+    text = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    (default,) = re.findall(r"^ARG BASE_IMAGE=(\S+)$", text, re.M)
+    assert default.startswith("python:3.11-slim-bookworm@"), default
+    assert DIGEST.search(default), default
+    froms = [line.split()[1] for line in text.splitlines() if line.startswith("FROM ")]
     assert len(froms) >= 2  # multi-stage
-    for ref in froms:
-        assert ref.startswith("python:3.11-slim-bookworm@"), ref
-        assert DIGEST.search(ref), ref
+    assert set(froms) == {"${BASE_IMAGE}"}
+
+
+def test_tmp_is_usable_by_any_user_and_state_is_a_mount_point() -> None:
+    """A tmpfs on /app/tmp may get the folder's mode and root as owner: 1777 lets any uid in."""
+    stage = runtime_instructions((ROOT / "Dockerfile").read_text(encoding="utf-8"))
+    steps = [part.strip() for word, args in stage if word == "RUN" for part in args.split("&&")]
+    assert "chmod 1777 tmp" in steps
+    made = next(step for step in steps if step.startswith("mkdir -p "))
+    assert {"output", "logs", "state", "tmp"} <= set(made.split()[2:])
 
 
 def test_code_is_copied_as_root_and_the_user_is_dropped_last() -> None:
@@ -258,8 +265,25 @@ def compose() -> dict[str, Any]:
     return dict(yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8")))
 
 
-def test_compose_and_test_harness_use_one_wiremock_image() -> None:
+def test_compose_tests_and_demo_use_one_wiremock_major_version() -> None:
+    """The jar (tests without Docker, make demo) and the image (testcontainers, compose)."""
     assert compose()["services"]["wiremock"]["image"] == DOCKER_IMAGE
+    jar = Path(find_jar()).name  # wiremock-standalone-2.35.1.jar
+    (jar_version,) = re.findall(r"-(\d+\.\d+\.\d+)\.jar$", jar)
+    image_version = DOCKER_IMAGE.rsplit(":", 1)[1]
+    assert jar_version.split(".")[0] == image_version.split(".")[0], (jar, DOCKER_IMAGE)
+    health = compose()["services"]["wiremock"]["healthcheck"]["test"][-1]
+    if jar_version.startswith("2."):
+        assert "/__admin/health" not in health  # WireMock 3 only
+
+
+def test_compose_file_is_valid_and_a_misspelt_key_is_caught() -> None:
+    schema = json.loads(check_compose.schema_path().read_text(encoding="utf-8"))
+    assert check_compose.problems(compose(), schema) == []
+    bad = compose()
+    bad["services"]["toolkit"]["read_onyl"] = True
+    (problem,) = check_compose.problems(bad, schema)
+    assert "read_onyl" in problem
 
 
 def test_toolkit_service_reaches_the_demo_api_at_the_demo_configs_address() -> None:
@@ -276,10 +300,12 @@ def test_toolkit_service_runs_locked_down_and_only_on_request() -> None:
     toolkit = compose()["services"]["toolkit"]
     assert toolkit["profiles"] == ["toolkit"]
     assert toolkit["read_only"] is True and toolkit["init"] is True
-    assert toolkit["tmpfs"] == ["/app/tmp"]
+    assert toolkit["tmpfs"] == ["/app/tmp:mode=1777"]
     assert toolkit["user"] == f"${{TXO_UID:-{RUNTIME_UID}}}:${{TXO_GID:-{RUNTIME_UID}}}"
     assert "./config:/app/config:ro" in toolkit["volumes"]
     assert {"./output:/app/output", "./logs:/app/logs"} <= set(toolkit["volumes"])
+    assert "state:/app/state" in toolkit["volumes"] and "state" in compose()["volumes"]
+    assert toolkit["environment"]["TXO_PUSHGATEWAY_URL"] == "${TXO_PUSHGATEWAY_URL:-}"
     assert toolkit["depends_on"]["wiremock"]["condition"] == "service_healthy"
     assert toolkit["cap_drop"] == ["ALL"]
     assert toolkit["security_opt"] == ["no-new-privileges:true"]

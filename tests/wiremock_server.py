@@ -26,7 +26,9 @@ from typing import Any
 import requests
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DOCKER_IMAGE = "wiremock/wiremock:3.13.2"
+# The jar the PyPI package ships is WireMock 2.35.1: Docker runs the same version, so the
+# tests, the demo and docker-compose.yml see one WireMock (tests/test_deploy_static.py).
+DOCKER_IMAGE = "wiremock/wiremock:2.35.1"
 STARTUP_TIMEOUT = 90.0
 PID_FILE = PROJECT_ROOT / "tmp" / "wiremock.pid"
 LOG_FILE = PROJECT_ROOT / "tmp" / "wiremock.log"
@@ -141,7 +143,7 @@ class WireMock:
             DockerContainer(DOCKER_IMAGE)
             .with_exposed_ports(8080)
             .with_volume_mapping(str(self.root_dir.resolve()), "/home/wiremock", "ro")
-            .with_command("--disable-banner --container-threads 64")
+            .with_command("--disable-banner --local-response-templating --container-threads 64")
         )
         container.start()
         self._container = container
