@@ -17,7 +17,7 @@ from pathlib import Path
 
 import requests
 
-from tests.wiremock_server import free_port
+from tests.wiremock_server import free_port, stop_process
 from tools import debian_fetch
 
 PACKAGE = "prometheus-pushgateway"
@@ -82,15 +82,10 @@ class Pushgateway:
         raise RuntimeError(f"Pushgateway at {self.url} not ready after {STARTUP_TIMEOUT:.0f}s")
 
     def __exit__(self, *exc: object) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-        if self._proc is not None and self._proc.stderr:
-            self._proc.stderr.close()
+        if self._proc is not None:
+            stop_process(self._proc)
+            if self._proc.stderr:
+                self._proc.stderr.close()
 
     def metrics(self) -> str:
         """The gateway's ``/metrics`` page, as Prometheus scrapes it."""

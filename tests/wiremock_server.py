@@ -53,6 +53,18 @@ def find_jar() -> str:
     return jars[-1]
 
 
+def stop_process(proc: subprocess.Popen[Any], grace: float = 10.0) -> None:
+    """Terminate ``proc`` and wait for it; kill it when it outlives ``grace`` seconds."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def docker_engine_reachable() -> bool:
     """True when a Docker engine answers (then WireMock runs as a container)."""
     if os.environ.get("TXO_WIREMOCK_MODE") == "jar" or not shutil.which("docker"):
@@ -154,12 +166,8 @@ class WireMock:
     def stop(self) -> None:
         """Stop WireMock (idempotent)."""
         self.session.close()
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
+        if self._proc is not None:
+            stop_process(self._proc)
         if self._container is not None:
             self._container.stop()
             self._container = None
