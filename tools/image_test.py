@@ -185,10 +185,10 @@ def standin_base(tool: str) -> str:
             "usr/share/man",
         ):
             for item in (rootfs / junk).glob("*"):
-                if item.is_file():
-                    item.unlink()
-                elif item.is_dir():
+                if item.is_dir() and not item.is_symlink():
                     shutil.rmtree(item)
+                else:
+                    item.unlink()
         # This machine reaches PyPI through a TLS proxy its own CA bundle trusts: pip in the
         # build must trust the same, and pip reads PIP_CERT, not the system store.
         shutil.copy(HOST_CA_BUNDLE, rootfs / "etc" / "ssl" / "certs" / "ca-certificates.crt")
@@ -409,7 +409,7 @@ def main() -> int:
             # A bare --tmpfs: the engine picks mode and owner; the image's 1777 must carry it.
             runs_as(tool, f"{caller_uid}:{caller_gid}", mock, full=False, tmpfs="/app/tmp")
         sizes(tool)
-    except (Failed, subprocess.TimeoutExpired) as err:
+    except (Failed, OSError, subprocess.TimeoutExpired) as err:
         say(f"FAILED: {err}")
         return 1
     finally:
