@@ -19,9 +19,10 @@ PARALLEL ?= 4
         k8s image-test typecheck check-patterns bench clean
 
 help: ## List every target with its description (default)
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo
 	@echo "  Variables: SCRIPT=name ORG=org_id ENV=env_type ARGS='--log-format json'"
+	@echo "             run-all: ORGS='acme globex' ENVS=prod PARALLEL=4"
 
 setup: $(STAMP) ## Create .venv/ and install the locked dependencies (no-op when up to date)
 
