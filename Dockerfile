@@ -1,17 +1,22 @@
 # TXO batch toolkit: one image runs every script in src/.
 #
 #   docker build -t txo-batch-toolkit .
-#   docker run --rm --init --read-only --tmpfs /app/tmp --cap-drop ALL \
+#   docker run --rm --init --read-only --tmpfs /app/tmp:mode=1777 --cap-drop ALL \
 #     --security-opt no-new-privileges --user "$(id -u):$(id -g)" \
 #     -v "$PWD/config:/app/config:ro" -v "$PWD/output:/app/output" -v "$PWD/logs:/app/logs" \
-#     txo-batch-toolkit report acme prod
+#     -v "$PWD/state:/app/state" txo-batch-toolkit report acme prod
 #
-# The base is pinned by tag (readable) and digest (reproducible). Refresh both together:
+# The base is a build argument, pinned by tag (readable) and digest (reproducible) by default.
+# Refresh both together:
 #   docker buildx imagetools inspect python:3.11-slim-bookworm
 # and keep the Python minor in step with requirements-runtime.lock (locked on Python 3.11).
+# Another base must be Debian-like with Python 3.11 as `python` (make image-test builds one
+# from Debian's packages when the registry cannot be reached):
+#   docker build --build-arg BASE_IMAGE=registry.example.com/python:3.11-slim-bookworm .
+ARG BASE_IMAGE=python:3.11-slim-bookworm@sha256:2e32f7d302adc1c37428355c1e646897c0c53f4fd60b6a551245fb90ee129f91
 
 # ---- build: a virtual environment with the locked runtime dependencies ---------------------
-FROM python:3.11-slim-bookworm@sha256:2e32f7d302adc1c37428355c1e646897c0c53f4fd60b6a551245fb90ee129f91 AS build
+FROM ${BASE_IMAGE} AS build
 
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -26,8 +31,9 @@ RUN python -m venv /opt/venv \
     && /opt/venv/bin/python -m compileall -q /opt/venv/lib
 
 # ---- runtime: code owned by root, run as an unprivileged numeric user ----------------------
-FROM python:3.11-slim-bookworm@sha256:2e32f7d302adc1c37428355c1e646897c0c53f4fd60b6a551245fb90ee129f91 AS runtime
+FROM ${BASE_IMAGE} AS runtime
 
+ARG BASE_IMAGE
 ARG VERSION=0.1.0
 ARG REVISION=unknown
 ARG CREATED=unknown
@@ -38,10 +44,12 @@ LABEL org.opencontainers.image.title="txo-batch-toolkit" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.created="${CREATED}" \
       org.opencontainers.image.licenses="MIT" \
-      org.opencontainers.image.base.name="docker.io/library/python:3.11-slim-bookworm"
+      org.opencontainers.image.base.name="${BASE_IMAGE}"
 
 # HOME and TMPDIR point at the one scratch mount (a tmpfs in compose, an emptyDir in
-# Kubernetes): the root filesystem can then be read-only. No bytecode is written at run time;
+# Kubernetes): the root filesystem can then be read-only. /app/tmp is world-writable and
+# sticky (1777, like /tmp) because a tmpfs mounted there belongs to root: some engines give it
+# the folder's mode, so a folder owned by 10001 with 0750 would lock every user out of it. No bytecode is written at run time;
 # it is compiled below, at build time.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/app \
@@ -67,14 +75,15 @@ COPY schemas/ schemas/
 COPY deploy/entrypoint.py deploy/entrypoint.py
 
 # Bytecode by source hash (checked-hash), not timestamp: it stays valid when a build tool
-# rewrites file times (SOURCE_DATE_EPOCH), so no run compiles in memory. output/, logs/ and
-# tmp/ are where the toolkit writes (mount points in compose and Kubernetes); config/ and
-# data/ are read-only inputs.
+# rewrites file times (SOURCE_DATE_EPOCH), so no run compiles in memory. output/, logs/,
+# state/ and tmp/ are where the toolkit writes (mount points in compose and Kubernetes; state/
+# must persist between runs); config/ and data/ are read-only inputs.
 RUN python -m compileall -q --invalidation-mode checked-hash utils src deploy \
     && chmod -R u=rwX,go=rX utils src schemas deploy \
-    && mkdir -p config data output logs tmp \
-    && chown 10001:10001 output logs tmp \
-    && chmod 0750 output logs tmp
+    && mkdir -p config data output logs state tmp \
+    && chown 10001:10001 output logs state \
+    && chmod 0750 output logs state \
+    && chmod 1777 tmp
 
 USER 10001:10001
 

@@ -11,14 +11,18 @@ ORG    ?=
 ENV    ?=
 ARGS   ?=
 DEMO_PORT ?= 8089
+ORGS   ?=
+ENVS   ?=
+PARALLEL ?= 4
 
-.PHONY: help setup lock run demo mock-api-up mock-api-down test pytest lint lint-deploy \
-        typecheck check-patterns bench clean new-script
+.PHONY: help setup lock run run-all demo mock-api-up mock-api-down test pytest lint lint-deploy \
+        k8s image-test typecheck check-patterns bench clean new-script
 
 help: ## List every target with its description (default)
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[1m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 	@echo
 	@echo "  Variables: SCRIPT=name ORG=org_id ENV=env_type ARGS='--log-format json' NAME=new_script"
+	@echo "             run-all: ORGS='acme globex' ENVS=prod PARALLEL=4"
 
 setup: $(STAMP) ## Create .venv/ and install the locked dependencies (no-op when up to date)
 
@@ -57,6 +61,14 @@ run: $(STAMP) ## Run a script: make run SCRIPT=report ORG=acme ENV=prod [ARGS='-
 	  exit 2; fi
 	@test -f src/$(SCRIPT).py || { echo "❌ Problem: no script src/$(SCRIPT).py"; echo "✅ Solution: pick one of: $$(ls src/*.py | xargs -n1 basename | sed 's/\.py$$//' | grep -v '^__' | tr '\n' ' ')"; exit 2; }
 	$(PY) -m src.$(SCRIPT) $(ORG) $(ENV) $(ARGS)
+
+run-all: $(STAMP) ## Run SCRIPT for every org/env with a config: make run-all SCRIPT=report [ORGS="acme globex"] [ENVS=prod] [PARALLEL=4]
+	@test -n "$(SCRIPT)" || { \
+	  echo "❌ Problem: make run-all needs SCRIPT."; \
+	  echo "✅ Solution: name the script in src/ (without .py); ORGS, ENVS and PARALLEL are optional."; \
+	  echo "📝 Example: make run-all SCRIPT=report ORGS=\"acme globex\" ENVS=prod PARALLEL=4"; \
+	  exit 2; }
+	$(PY) -m tools.run_all $(SCRIPT) --orgs "$(ORGS)" --envs "$(ENVS)" --parallel $(PARALLEL) $(if $(ARGS),-- $(ARGS))
 
 demo: $(STAMP) ## Start the demo API, run the report for demo/test against it, stop the API
 	@test -f config/demo-test-config-secrets.json || { \
@@ -98,43 +110,18 @@ lint: $(STAMP) lint-deploy ## ruff on the code, plus the container and Kubernete
 	$(PY) -m ruff check utils src tests bench tools
 	$(PY) -m ruff format --check utils tools
 
-# Kubernetes versions the rendered manifests are validated against: the oldest supported
-# (CronJob timeZone, podFailurePolicy) and the newest kubernetes-validate knows.
-K8S_VERSIONS ?= 1.30.0 1.37.0
-DEPLOY_CHECK := tmp/deploy-check
-KUSTOMIZE ?= $(shell if command -v kustomize >/dev/null 2>&1; then echo "kustomize build"; \
-               elif command -v kubectl >/dev/null 2>&1; then echo "kubectl kustomize"; fi)
-
-lint-deploy: $(STAMP) ## hadolint (Dockerfile), docker-compose config, kubernetes-validate --strict
+lint-deploy: $(STAMP) ## hadolint, the compose file against the Compose schema, deploy/k8s/ vs deploy/schedules.yaml (kubernetes-validate --strict)
 	$(VENV)/bin/hadolint --failure-threshold warning Dockerfile
-	@command -v docker-compose >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "Installing Debian's docker-compose to check docker-compose.yml"; \
-	    mkdir -p tmp; { apt-get update -qq && DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1 \
-	      apt-get install -y -qq docker-compose; } > tmp/apt-docker-compose.log 2>&1 \
-	      || { cat tmp/apt-docker-compose.log; echo "❌ Problem: installing docker-compose failed (above)."; exit 2; }; \
-	  else \
-	    echo "❌ Problem: docker-compose not found (it checks docker-compose.yml without a Docker engine)."; \
-	    echo "✅ Solution: install Debian's package, or run make as root to have it installed."; \
-	    echo "📝 Example: sudo apt-get install -y docker-compose"; \
-	    exit 2; \
-	  fi; }
-	docker-compose -f docker-compose.yml config -q
-	@test -n "$(KUSTOMIZE)" || { \
-	  echo "❌ Problem: neither kustomize nor kubectl found: deploy/k8s cannot be rendered."; \
-	  echo "✅ Solution: install kubectl (it includes kustomize) or kustomize, or name one."; \
-	  echo "📝 Example: make lint-deploy KUSTOMIZE='kustomize build'"; \
-	  exit 2; }
-	@rm -rf $(DEPLOY_CHECK) && mkdir -p $(DEPLOY_CHECK)
-	@for k in deploy/k8s deploy/k8s/base deploy/k8s/overlays/*/; do \
-	  out=$(DEPLOY_CHECK)/$$(echo $${k%/} | tr / -).yaml; \
-	  $(KUSTOMIZE) $$k > $$out || exit 1; echo "$(KUSTOMIZE) $$k > $$out"; done
-	@for v in $(K8S_VERSIONS); do \
-	  $(VENV)/bin/kubernetes-validate --strict --quiet -k $$v $(DEPLOY_CHECK)/*.yaml \
-	    deploy/k8s/overlays/*/secret.example.yaml || exit 1; \
-	  echo "kubernetes-validate --strict -k $$v: $$(ls $(DEPLOY_CHECK) | wc -l) renderings and the Secret examples valid"; done
+	$(PY) -m tools.check_compose docker-compose.yml
+	$(PY) -m tools.render_k8s --check
 	$(PY) -m ruff check deploy
 	$(PY) -m ruff format --check deploy
+
+k8s: $(STAMP) ## Render deploy/k8s/ from deploy/schedules.yaml (one CronJob per scheduled script)
+	$(PY) -m tools.render_k8s
+
+image-test: $(STAMP) ## Build the image and run it for real (Docker, else podman): demo report, state, SIGTERM, exit 2
+	$(PY) -m tools.image_test
 
 typecheck: $(STAMP) ## mypy on utils/, src/ and tools/
 	$(PY) -m mypy

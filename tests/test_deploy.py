@@ -45,7 +45,7 @@ IMAGE_APP = "/app"
 IMAGE_VENV = "/opt/venv"
 # Docker's PATH for the python:3.11-slim images, which the Dockerfile's PATH extends.
 BASE_IMAGE_PATH = "/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin"
-WRITABLE = ("output", "logs", "tmp")
+WRITABLE = ("output", "logs", "state", "tmp")
 RUN_TIMEOUT = 60.0
 TERM_WAIT = 30.0
 PROBE_CONFIG = {"global": {"api-base-url": "http://127.0.0.1:9/api"}}
@@ -62,7 +62,7 @@ set -eu
 tree="$1"; rw="$2"; user="$3"; deps="$4"; deps_at="$5"; shift 5
 mount --bind "$deps" "$deps_at"
 mount -o remount,bind,ro "$deps_at"
-for d in output logs tmp; do mount --bind "$rw/$d" "$tree/$d"; done
+for d in output logs state tmp; do mount --bind "$rw/$d" "$tree/$d"; done
 mount --bind "$tree/config" "$tree/config"
 mount -o remount,bind,ro "$tree/config"
 mount -o remount,bind,ro /

@@ -1,10 +1,11 @@
-"""The deploy files hold what they promise: Dockerfile, compose file, kustomize overlays, cron.
+"""The deploy files hold what they promise: Dockerfile, compose file, Kubernetes manifests, cron.
 
-The tools (hadolint, docker-compose, kubectl kustomize, kubernetes-validate) run in
-``make lint-deploy``; these tests check the meaning: the rendered CronJobs run the script,
-org and env their overlay names, mount that org's config where the toolkit reads it, and keep
-the restricted security context; the compose file and the test harness use one WireMock
-image; the crontab locks and logs every job.
+``make lint-deploy`` runs hadolint, the compose schema check and ``tools/render_k8s.py
+--check``; these tests check the meaning: the manifests are a fresh render of
+``deploy/schedules.yaml``, each schedule is one Indexed Job over its org/env pairs that mounts
+their configs where the toolkit reads them and keeps the restricted security context; the
+compose file and the test harness use one WireMock image; the crontab locks and logs every
+job.
 """
 
 from __future__ import annotations
@@ -24,43 +25,43 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import kubernetes_validate.utils
 import pytest
 import yaml
 
-from deploy.entrypoint import build_command, main
+from deploy.entrypoint import build_command, indexed_pair, main
+from tests.support_scripts import make_project
 from tests.test_deploy import K8S_CONFIG_MODE, image_spec, runtime_instructions
-from tests.wiremock_server import DOCKER_IMAGE
-from utils.exceptions import HelpfulError
+from tests.wiremock_server import DOCKER_IMAGE, find_jar
+from tools import check_compose, render_k8s
+from utils.exceptions import ConfigurationError, HelpfulError
 
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "deploy" / "k8s"
-OVERLAYS = sorted(p for p in (K8S / "overlays").iterdir() if (p / "kustomization.yaml").exists())
+SCHEDULES = yaml.safe_load((ROOT / "deploy" / "schedules.yaml").read_text(encoding="utf-8"))
 CRONTAB = ROOT / "deploy" / "cron" / "crontab.example"
 SCHEMA = ROOT / "schemas" / "org-env-config-schema.json"
 RUNTIME_UID = 10001
 # Oldest Kubernetes the manifests target (CronJob timeZone, podFailurePolicy) and the newest
 # kubernetes-validate knows.
-K8S_VERSIONS = ("1.30.0", "1.37.0")
+K8S_VERSIONS = (render_k8s.OLDEST_K8S, kubernetes_validate.utils.latest_version())
 DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 CRON_FIELDS = 5
 
 
-def kustomize_bin() -> list[str] | None:
-    """The kustomize command of this machine: ``kustomize build`` or ``kubectl kustomize``."""
-    if shutil.which("kustomize"):
-        return ["kustomize", "build"]
-    if shutil.which("kubectl"):
-        return ["kubectl", "kustomize"]
-    return None
+def documents() -> list[dict[str, Any]]:
+    """The committed Kubernetes objects of deploy/k8s/."""
+    return [
+        doc
+        for path in sorted(K8S.glob("*.yaml"))
+        if path.name not in ("kustomization.yaml", "secrets.example.yaml")
+        for doc in yaml.safe_load_all(path.read_text(encoding="utf-8"))
+        if doc
+    ]
 
 
-def render(path: Path) -> list[dict[str, Any]]:
-    """Render a kustomization to its documents."""
-    command = kustomize_bin()
-    if command is None:
-        pytest.skip("kubectl or kustomize needed to render deploy/k8s")
-    done = subprocess.run([*command, str(path)], capture_output=True, text=True, check=True)
-    return [d for d in yaml.safe_load_all(done.stdout) if d]
+def env_of(cronjob: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in pod_spec(cronjob)["containers"][0]["env"]}
 
 
 def cronjobs(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -105,17 +106,105 @@ def test_entry_point_help_lists_the_scripts(capsys: pytest.CaptureFixture[str]) 
     assert "report" in capsys.readouterr().out.splitlines()[-1]
 
 
+@pytest.mark.parametrize(
+    ("environ", "pair"),
+    [
+        ({}, None),
+        ({"TXO_RUNS": "acme/prod globex/test", "JOB_COMPLETION_INDEX": "0"}, ("acme", "prod")),
+        ({"TXO_RUNS": "acme/prod globex/test", "JOB_COMPLETION_INDEX": "1"}, ("globex", "test")),
+        ({"TXO_RUNS": " acme/prod\n", "JOB_COMPLETION_INDEX": "0"}, ("acme", "prod")),
+    ],
+)
+def test_entry_point_picks_the_pair_of_the_completion_index(
+    environ: dict[str, str], pair: tuple[str, str] | None
+) -> None:
+    assert indexed_pair(environ) == pair
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {"TXO_RUNS": "acme/prod"},
+        {"TXO_RUNS": "acme/prod", "JOB_COMPLETION_INDEX": "1"},
+        {"TXO_RUNS": "acme/prod", "JOB_COMPLETION_INDEX": "-1"},
+        {"TXO_RUNS": "acme-prod", "JOB_COMPLETION_INDEX": "0"},
+        {"TXO_RUNS": "acme/../prod", "JOB_COMPLETION_INDEX": "0"},
+    ],
+)
+def test_entry_point_refuses_an_index_that_picks_no_run(environ: dict[str, str]) -> None:
+    with pytest.raises(HelpfulError):
+        indexed_pair(environ)
+
+
+@pytest.fixture
+def indexed_project(tmp_path: Path) -> Path:
+    """A scratch toolkit with the entry point, the deploy probe as a script, and a config for
+    every run of the report schedule."""
+    root = make_project(tmp_path / "proj").root
+    (root / "deploy").mkdir()
+    shutil.copy(ROOT / "deploy" / "entrypoint.py", root / "deploy" / "entrypoint.py")
+    (root / "src").mkdir()
+    (root / "src" / "__init__.py").touch()
+    shutil.copy(ROOT / "tests" / "scripts" / "deploy_probe.py", root / "src" / "deploy_probe.py")
+    for run in SCHEDULES["schedules"]["report"]["runs"]:
+        name = f"{run.replace('/', '-')}-config.json"
+        (root / "config" / name).write_text(
+            json.dumps({"global": {"api-base-url": "http://127.0.0.1:9/api"}}), encoding="utf-8"
+        )
+    return root
+
+
+def test_each_pod_of_the_indexed_job_runs_its_own_pair(indexed_project: Path) -> None:
+    """The committed CronJob's TXO_RUNS, every JOB_COMPLETION_INDEX, real processes."""
+    job = next(j for j in cronjobs(documents()) if j["metadata"]["name"] == "txo-report")
+    runs = env_of(job)["TXO_RUNS"]
+    pairs = [tuple(r.split("/")) for r in runs.split()]
+    for index, (org, env) in enumerate(pairs):
+        done = subprocess.run(
+            [sys.executable, "-m", "deploy.entrypoint", "deploy_probe"],
+            cwd=indexed_project,
+            env={"PATH": "/usr/bin:/bin", "TXO_RUNS": runs, "JOB_COMPLETION_INDEX": str(index)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        facts = json.loads((indexed_project / "output" / f"{org}-{env}-probe.json").read_text())
+        assert (facts["org_id"], facts["env_type"]) == (org, env)
+    assert len(list((indexed_project / "output").iterdir())) == len(pairs)
+
+    past_end = subprocess.run(
+        [sys.executable, "-m", "deploy.entrypoint", "deploy_probe"],
+        cwd=indexed_project,
+        env={"PATH": "/usr/bin:/bin", "TXO_RUNS": runs, "JOB_COMPLETION_INDEX": str(len(pairs))},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert past_end.returncode == 2  # podFailurePolicy: FailIndex at once
+    assert f"JOB_COMPLETION_INDEX={len(pairs)} does not pick one of the" in past_end.stderr
+
+
 # -- Dockerfile and .dockerignore --------------------------------------------------------------
-def test_every_stage_is_pinned_by_tag_and_digest() -> None:
-    froms = [
-        line.split()[1]
-        for line in (ROOT / "Dockerfile").read_text(encoding="utf-8").splitlines()
-        if line.startswith("FROM ")
-    ]
+def test_base_image_is_a_build_argument_pinned_by_tag_and_digest() -> None:
+    text = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    (default,) = re.findall(r"^ARG BASE_IMAGE=(\S+)$", text, re.M)
+    assert default.startswith("python:3.11-slim-bookworm@"), default
+    assert DIGEST.search(default), default
+    froms = [line.split()[1] for line in text.splitlines() if line.startswith("FROM ")]
     assert len(froms) >= 2  # multi-stage
-    for ref in froms:
-        assert ref.startswith("python:3.11-slim-bookworm@"), ref
-        assert DIGEST.search(ref), ref
+    assert set(froms) == {"${BASE_IMAGE}"}
+
+
+def test_tmp_is_usable_by_any_user_and_state_is_a_mount_point() -> None:
+    """A tmpfs on /app/tmp may get the folder's mode and root as owner: 1777 lets any uid in."""
+    stage = runtime_instructions((ROOT / "Dockerfile").read_text(encoding="utf-8"))
+    steps = [part.strip() for word, args in stage if word == "RUN" for part in args.split("&&")]
+    assert "chmod 1777 tmp" in steps
+    made = next(step for step in steps if step.startswith("mkdir -p "))
+    assert {"output", "logs", "state", "tmp"} <= set(made.split()[2:])
 
 
 def test_code_is_copied_as_root_and_the_user_is_dropped_last() -> None:
@@ -176,8 +265,25 @@ def compose() -> dict[str, Any]:
     return dict(yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8")))
 
 
-def test_compose_and_test_harness_use_one_wiremock_image() -> None:
+def test_compose_tests_and_demo_use_one_wiremock_major_version() -> None:
+    """The jar (tests without Docker, make demo) and the image (testcontainers, compose)."""
     assert compose()["services"]["wiremock"]["image"] == DOCKER_IMAGE
+    jar = Path(find_jar()).name  # wiremock-standalone-2.35.1.jar
+    (jar_version,) = re.findall(r"-(\d+\.\d+\.\d+)\.jar$", jar)
+    image_version = DOCKER_IMAGE.rsplit(":", 1)[1]
+    assert jar_version.split(".")[0] == image_version.split(".")[0], (jar, DOCKER_IMAGE)
+    health = compose()["services"]["wiremock"]["healthcheck"]["test"][-1]
+    if jar_version.startswith("2."):
+        assert "/__admin/health" not in health  # WireMock 3 only
+
+
+def test_compose_file_is_valid_and_a_misspelt_key_is_caught() -> None:
+    schema = json.loads(check_compose.schema_path().read_text(encoding="utf-8"))
+    assert check_compose.problems(compose(), schema) == []
+    bad = compose()
+    bad["services"]["toolkit"]["read_onyl"] = True
+    (problem,) = check_compose.problems(bad, schema)
+    assert "read_onyl" in problem
 
 
 def test_toolkit_service_reaches_the_demo_api_at_the_demo_configs_address() -> None:
@@ -194,110 +300,170 @@ def test_toolkit_service_runs_locked_down_and_only_on_request() -> None:
     toolkit = compose()["services"]["toolkit"]
     assert toolkit["profiles"] == ["toolkit"]
     assert toolkit["read_only"] is True and toolkit["init"] is True
-    assert toolkit["tmpfs"] == ["/app/tmp"]
+    assert toolkit["tmpfs"] == ["/app/tmp:mode=1777"]
     assert toolkit["user"] == f"${{TXO_UID:-{RUNTIME_UID}}}:${{TXO_GID:-{RUNTIME_UID}}}"
     assert "./config:/app/config:ro" in toolkit["volumes"]
     assert {"./output:/app/output", "./logs:/app/logs"} <= set(toolkit["volumes"])
+    assert "state:/app/state" in toolkit["volumes"] and "state" in compose()["volumes"]
+    assert toolkit["environment"]["TXO_PUSHGATEWAY_URL"] == "${TXO_PUSHGATEWAY_URL:-}"
     assert toolkit["depends_on"]["wiremock"]["condition"] == "service_healthy"
     assert toolkit["cap_drop"] == ["ALL"]
     assert toolkit["security_opt"] == ["no-new-privileges:true"]
 
 
 # -- Kubernetes --------------------------------------------------------------------------------
+def test_committed_manifests_are_a_fresh_render_of_the_schedules_file() -> None:
+    """deploy/k8s/ is made from deploy/schedules.yaml: an edit of one without the other fails."""
+    files = render_k8s.render()
+    assert {p.name for p in files} == {p.name for p in K8S.glob("*.yaml")}
+    for path, text in files.items():
+        assert (ROOT / path).read_text(encoding="utf-8") == text, f"run make k8s: {path}"
+    assert render_k8s.main(["--check"]) == 0
+
+
+def test_adding_an_org_is_one_line_in_the_schedules_file(tmp_path: Path) -> None:
+    copy = tmp_path / "proj"
+    for rel in ("deploy", "schemas", "src"):
+        shutil.copytree(ROOT / rel, copy / rel)
+    schedules = copy / "deploy" / "schedules.yaml"
+    text = schedules.read_text(encoding="utf-8")
+    last = SCHEDULES["schedules"]["report"]["runs"][-1]
+    schedules.write_text(text.replace(f"- {last}\n", f"- {last}\n      - initech/prod\n"))
+    config = copy / "deploy" / "k8s" / "config" / "initech-prod-config.json"
+    config.write_text(json.dumps({"global": {"api-base-url": "https://api.example.com"}}))
+
+    (job,) = cronjobs(render_k8s.manifests(render_k8s.render(copy)))
+
+    runs = [*SCHEDULES["schedules"]["report"]["runs"], "initech/prod"]
+    assert job["spec"]["jobTemplate"]["spec"]["completions"] == len(runs)
+    assert env_of(job)["TXO_RUNS"] == " ".join(runs)
+    (configs,) = [
+        d for d in render_k8s.manifests(render_k8s.render(copy)) if d["kind"] == "ConfigMap"
+    ]
+    assert "initech-prod-config.json" in configs["data"]
+
+
 @pytest.mark.parametrize(
-    "example", sorted(K8S.glob("overlays/*/secret.example.yaml")), ids=lambda p: p.parent.name
+    ("edit", "message"),
+    [
+        (("- globex/test", "- globex-test"), "is not ORG/ENV"),
+        (("- globex/test", "- nosuch/prod"), "has no config file"),
+        (("  report:", "  nosuch:"), "names no script in src/"),
+        (("- globex/test", "- acme/prod"), "lists a run twice"),
+    ],
 )
-def test_secret_example_has_the_name_and_key_the_cronjob_mounts(example: Path) -> None:
-    secret = yaml.safe_load(example.read_text(encoding="utf-8"))
-    (job,) = cronjobs(render(example.parent))
-    (volume,) = [v for v in pod_spec(job)["volumes"] if v["name"] == "config"]
-    _, org, env = example.parent.name.split("-", 2)
-    assert secret["metadata"]["name"] == volume["projected"]["sources"][1]["secret"]["name"]
-    assert secret["metadata"]["namespace"] == job["metadata"]["namespace"]
-    assert list(secret["stringData"]) == [f"{org}-{env}-config-secrets.json"]
+def test_a_bad_schedules_file_is_a_helpful_error(
+    tmp_path: Path, edit: tuple[str, str], message: str
+) -> None:
+    copy = tmp_path / "proj"
+    for rel in ("deploy", "schemas", "src"):
+        shutil.copytree(ROOT / rel, copy / rel)
+    schedules = copy / "deploy" / "schedules.yaml"
+    schedules.write_text(schedules.read_text(encoding="utf-8").replace(*edit), encoding="utf-8")
+
+    with pytest.raises(ConfigurationError, match=message):
+        render_k8s.render(copy)
 
 
-def test_there_are_overlays() -> None:
-    assert len(OVERLAYS) >= 2  # many CronJobs from one base
+def test_secret_examples_have_the_names_and_keys_the_cronjobs_mount() -> None:
+    examples = list(yaml.safe_load_all((K8S / "secrets.example.yaml").read_text("utf-8")))
+    mounted = set()
+    for job in cronjobs(documents()):
+        (volume,) = [v for v in pod_spec(job)["volumes"] if v["name"] == "config"]
+        mounted |= {s["secret"]["name"] for s in volume["projected"]["sources"] if "secret" in s}
+        assert all(s["secret"]["optional"] for s in volume["projected"]["sources"] if "secret" in s)
+    assert {e["metadata"]["name"] for e in examples} == mounted
+    for example in examples:
+        org_env = example["metadata"]["name"].removeprefix("txo-secrets-")
+        assert list(example["stringData"]) == [f"{org_env}-config-secrets.json"]
+        assert example["metadata"]["namespace"] == SCHEDULES["namespace"]
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS, ids=lambda p: p.name)
-def test_overlay_runs_the_script_org_and_env_it_is_named_for(overlay: Path) -> None:
-    docs = render(overlay)
-    (job,) = cronjobs(docs)
-    script, org, env = overlay.name.split("-", 2)
+@pytest.mark.parametrize("script", sorted(SCHEDULES["schedules"]))
+def test_each_schedule_is_one_indexed_job_over_its_org_env_pairs(script: str) -> None:
+    entry = SCHEDULES["schedules"][script]
+    (job,) = [j for j in cronjobs(documents()) if j["metadata"]["name"] == f"txo-{script}"]
+    spec = job["spec"]["jobTemplate"]["spec"]
+    runs = entry["runs"]
+    assert spec["completionMode"] == "Indexed"
+    assert spec["completions"] == len(runs)
+    assert 1 <= spec["parallelism"] <= len(runs)
+    assert spec["backoffLimitPerIndex"] == entry.get("retries-per-org", 2)
+    assert spec["maxFailedIndexes"] == len(runs)  # one failing org never stops the others
+    assert "backoffLimit" not in spec
+    fail_index, ignore = spec["podFailurePolicy"]["rules"]
+    assert fail_index["action"] == "FailIndex"
+    assert fail_index["onExitCodes"] == {
+        "containerName": "toolkit",
+        "operator": "In",
+        "values": [2, 6],
+    }
+    assert ignore == {
+        "action": "Ignore",
+        "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}],
+    }
     container = pod_spec(job)["containers"][0]
-    assert container["args"][:3] == [script, org, env]
-    assert (ROOT / "src" / f"{script}.py").exists()
-    assert job["metadata"]["name"] == f"txo-{overlay.name}"
-    (config_map,) = [d for d in docs if d["kind"] == "ConfigMap"]
-    assert list(config_map["data"]) == [f"{org}-{env}-config.json"]
-    (volume,) = [v for v in pod_spec(job)["volumes"] if v["name"] == "config"]
-    sources = volume["projected"]["sources"]
-    assert sources[0]["configMap"]["name"] == config_map["metadata"]["name"]
-    assert sources[1]["secret"]["name"] == f"txo-secrets-{org}-{env}"
-    mounts = {m["name"]: m for m in container["volumeMounts"]}
-    assert mounts["config"]["mountPath"] == "/app/config"
-    assert mounts["config"]["readOnly"] is True
-    (claim,) = [d for d in docs if d["kind"] == "PersistentVolumeClaim"]
-    (output,) = [v for v in pod_spec(job)["volumes"] if v["name"] == "output"]
-    assert output["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
+    assert container["args"][0] == script and (ROOT / "src" / f"{script}.py").exists()
+    assert env_of(job)["TXO_RUNS"].split() == runs
+    assert env_of(job)["TXO_PUSHGATEWAY_URL"] == SCHEDULES["pushgateway-url"]
+    (configs,) = [d for d in documents() if d["kind"] == "ConfigMap"]
+    for run in runs:
+        name = f"{run.replace('/', '-')}-config.json"
+        assert configs["data"][name] == (K8S / "config" / name).read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS, ids=lambda p: p.name)
-def test_overlay_config_file_is_valid_for_the_toolkit(overlay: Path) -> None:
+@pytest.mark.parametrize("config", sorted((K8S / "config").glob("*.json")), ids=lambda p: p.name)
+def test_cluster_config_files_are_valid_for_the_toolkit(config: Path) -> None:
     schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
-    _, org, env = overlay.name.split("-", 2)
-    config = json.loads((overlay / f"{org}-{env}-config.json").read_text(encoding="utf-8"))
-    jsonschema.Draft202012Validator(schema).validate(config)
+    jsonschema.Draft202012Validator(schema).validate(json.loads(config.read_text("utf-8")))
 
 
-def test_every_cronjob_is_locked_down_and_fails_fast_on_exit_2() -> None:
-    jobs = cronjobs(render(K8S))
-    assert len(jobs) == len(OVERLAYS)
+def test_state_and_output_are_persistent_volume_claims() -> None:
+    claims = {d["metadata"]["name"] for d in documents() if d["kind"] == "PersistentVolumeClaim"}
+    assert claims == {"txo-output", "txo-state"}
+    for job in cronjobs(documents()):
+        volumes = {v["name"]: v for v in pod_spec(job)["volumes"]}
+        mounts = {m["name"]: m["mountPath"] for m in pod_spec(job)["containers"][0]["volumeMounts"]}
+        assert volumes["state"]["persistentVolumeClaim"]["claimName"] == "txo-state"
+        assert volumes["output"]["persistentVolumeClaim"]["claimName"] == "txo-output"
+        assert mounts["state"] == "/app/state" and mounts["output"] == "/app/output"
+
+
+def test_every_cronjob_is_locked_down() -> None:
+    jobs = cronjobs(documents())
+    assert len(jobs) == len(SCHEDULES["schedules"])
     for job in jobs:
         spec = job["spec"]
         assert spec["concurrencyPolicy"] == "Forbid"
         assert spec["timeZone"] == "Etc/UTC"
         assert spec["startingDeadlineSeconds"] > 0
-        job_spec = spec["jobTemplate"]["spec"]
-        assert job_spec["backoffLimit"] <= 3 and job_spec["activeDeadlineSeconds"] > 0
-        rule = job_spec["podFailurePolicy"]["rules"][0]
-        assert rule["action"] == "FailJob" and rule["onExitCodes"]["values"] == [2]
+        assert spec["jobTemplate"]["spec"]["activeDeadlineSeconds"] > 0
         pod = pod_spec(job)
-        assert pod["restartPolicy"] == "Never"
+        assert pod["restartPolicy"] == "Never"  # podFailurePolicy needs it
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert pod["securityContext"]["runAsUser"] == RUNTIME_UID
         assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
         (container,) = pod["containers"]
-        assert rule["onExitCodes"]["containerName"] == container["name"]
         ctx = container["securityContext"]
         assert ctx["readOnlyRootFilesystem"] is True
         assert ctx["allowPrivilegeEscalation"] is False
         assert ctx["capabilities"]["drop"] == ["ALL"]
-        assert {"name": "TXO_LOG_FORMAT", "value": "json"} in container["env"]
+        assert env_of(job)["TXO_LOG_FORMAT"] == "json"
         assert container["resources"]["limits"] and container["resources"]["requests"]
         mounts = {m["mountPath"] for m in container["volumeMounts"]}
-        assert {"/app/config", "/app/output", "/app/logs", "/app/tmp"} <= mounts
+        assert {"/app/config", "/app/output", "/app/state", "/app/logs", "/app/tmp"} <= mounts
 
 
-def test_kubernetes_validate_rejects_a_misspelt_field(tmp_path: Path) -> None:
-    """The strict check in make lint-deploy can fail: a typo in a CronJob is caught."""
-    (job,) = cronjobs(render(OVERLAYS[0]))
-    job["spec"]["jobTemplate"]["spec"]["backofLimit"] = 1
-    bad = tmp_path / "bad.yaml"
-    bad.write_text(yaml.safe_dump(job), encoding="utf-8")
-    validate = ROOT / ".venv" / "bin" / "kubernetes-validate"
-    if not validate.exists():
-        pytest.skip("kubernetes-validate is not installed in .venv")
-    done = subprocess.run(
-        [str(validate), "--strict", "-k", K8S_VERSIONS[0], str(bad)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode != 0
-    assert "backofLimit" in done.stdout + done.stderr
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+def test_manifests_validate_strictly_and_a_misspelt_field_is_caught(version: str) -> None:
+    """The strict check of make lint-deploy, for the oldest and the newest version, can fail."""
+    files = render_k8s.render()
+    assert render_k8s.validate(files, [version]) == []
+    (job,) = cronjobs(render_k8s.manifests(files))
+    job["spec"]["jobTemplate"]["spec"]["backofLimitPerIndex"] = 1
+    bad = {Path("bad.yaml"): yaml.safe_dump(job)}
+    (problem,) = render_k8s.validate(bad, [version])
+    assert "backofLimitPerIndex" in problem
 
 
 # -- cron --------------------------------------------------------------------------------------
@@ -335,13 +501,12 @@ JOB_NAME_SUFFIX = 11  # the CronJob controller appends "-" and a 10-digit schedu
 JOB_NAME_MAX = 63
 LABEL_VALUE_MAX = 63
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
-BASE_IMAGE_NAME = "registry.example.com/txo/txo-batch-toolkit"
 APP_PATHS = ("utils", "src", "schemas", "deploy")
 
 
 def test_cronjob_names_leave_room_for_the_jobs_they_create() -> None:
     """A CronJob name over 52 characters is refused: its Jobs' names would pass 63."""
-    for doc in render(K8S):
+    for doc in documents():
         name = doc["metadata"]["name"]
         assert DNS_SUBDOMAIN.match(name), name
         for value in doc["metadata"].get("labels", {}).values():
@@ -351,37 +516,10 @@ def test_cronjob_names_leave_room_for_the_jobs_they_create() -> None:
 
 
 def test_projected_config_mode_is_the_one_the_runtime_test_lays_out() -> None:
-    (job,) = cronjobs(render(OVERLAYS[0]))
+    job = cronjobs(documents())[0]
     (volume,) = [v for v in pod_spec(job)["volumes"] if v["name"] == "config"]
     assert volume["projected"]["defaultMode"] == K8S_CONFIG_MODE
     assert pod_spec(job)["securityContext"]["fsGroup"] == RUNTIME_UID
-
-
-def _overlay_with_images(tmp_path: Path, name: str, tag: str) -> list[dict[str, Any]]:
-    """Render the first overlay from a copy of deploy/k8s with an ``images:`` entry added."""
-    copy = tmp_path / "k8s"
-    shutil.copytree(K8S, copy)
-    overlay = copy / "overlays" / OVERLAYS[0].name
-    with open(overlay / "kustomization.yaml", "a", encoding="utf-8") as handle:
-        handle.write(f'\nimages:\n  - name: {name}\n    newTag: "{tag}"\n')
-    (job,) = cronjobs(render(overlay))
-    return [c["image"] for c in pod_spec(job)["containers"]]
-
-
-def test_an_overlay_pins_another_image_under_the_name_the_base_produces(tmp_path: Path) -> None:
-    """docs/deployment.md, "Running on Kubernetes": the override an overlay needs, and the one that fails."""
-    kustomization = yaml.safe_load((K8S / "base" / "kustomization.yaml").read_text("utf-8"))
-    (entry,) = kustomization["images"]
-    assert entry["newName"] == BASE_IMAGE_NAME
-    readme = " ".join((ROOT / "docs" / "deployment.md").read_text(encoding="utf-8").split())
-    assert "name the base produces (`name: REGISTRY/txo/txo-batch-toolkit`" in readme
-
-    assert _overlay_with_images(tmp_path / "a", BASE_IMAGE_NAME, "9.9.9") == [
-        f"{BASE_IMAGE_NAME}:9.9.9"
-    ]
-    assert _overlay_with_images(tmp_path / "b", "txo-batch-toolkit", "9.9.9") == [
-        f"{BASE_IMAGE_NAME}:{entry['newTag']}"
-    ]
 
 
 def _third_party_imports() -> set[str]:
@@ -525,7 +663,7 @@ RESTRICTED_VOLUME_TYPES = frozenset(
 
 
 def test_every_pod_uses_only_volume_types_the_restricted_standard_admits() -> None:
-    for job in cronjobs(render(K8S)):
+    for job in cronjobs(documents()):
         pod = pod_spec(job)
         for volume in pod["volumes"]:
             assert set(volume) - {"name"} <= RESTRICTED_VOLUME_TYPES, volume
@@ -538,7 +676,7 @@ def test_every_pod_uses_only_volume_types_the_restricted_standard_admits() -> No
 
 def test_image_compose_and_cronjob_agree_on_the_runtime_user() -> None:
     assert image_spec().ids == (RUNTIME_UID, RUNTIME_UID)
-    (job,) = cronjobs(render(OVERLAYS[0]))
+    job = cronjobs(documents())[0]
     context = pod_spec(job)["securityContext"]
     assert (context["runAsUser"], context["runAsGroup"], context["fsGroup"]) == (RUNTIME_UID,) * 3
     assert compose()["services"]["toolkit"]["user"].endswith(f":-{RUNTIME_UID}}}")

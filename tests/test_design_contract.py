@@ -158,6 +158,7 @@ LAYERS: dict[str, int] = {
     "config_json": 6,
     "config_loader": 6,
     "_script_settings": 6,
+    "_metrics": 5,  # the run's metrics push: logger and run_stats below, script_runner above
     "script_runner": 6,
 }
 # Modules of the api_common layer: pure decisions, no I/O of their own.

@@ -26,7 +26,9 @@ from typing import Any
 import requests
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DOCKER_IMAGE = "wiremock/wiremock:3.13.2"
+# The jar the PyPI package ships is WireMock 2.35.1: Docker runs the same version, so the
+# tests, the demo and docker-compose.yml see one WireMock (tests/test_deploy_static.py).
+DOCKER_IMAGE = "wiremock/wiremock:2.35.1"
 STARTUP_TIMEOUT = 90.0
 PID_FILE = PROJECT_ROOT / "tmp" / "wiremock.pid"
 LOG_FILE = PROJECT_ROOT / "tmp" / "wiremock.log"
@@ -49,6 +51,18 @@ def find_jar() -> str:
     if not jars:
         raise RuntimeError("No WireMock jar found: pip install wiremock, or set WIREMOCK_JAR.")
     return jars[-1]
+
+
+def stop_process(proc: subprocess.Popen[Any], grace: float = 10.0) -> None:
+    """Terminate ``proc`` and wait for it; kill it when it outlives ``grace`` seconds."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def docker_engine_reachable() -> bool:
@@ -141,7 +155,7 @@ class WireMock:
             DockerContainer(DOCKER_IMAGE)
             .with_exposed_ports(8080)
             .with_volume_mapping(str(self.root_dir.resolve()), "/home/wiremock", "ro")
-            .with_command("--disable-banner --container-threads 64")
+            .with_command("--disable-banner --local-response-templating --container-threads 64")
         )
         container.start()
         self._container = container
@@ -152,12 +166,8 @@ class WireMock:
     def stop(self) -> None:
         """Stop WireMock (idempotent)."""
         self.session.close()
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
+        if self._proc is not None:
+            stop_process(self._proc)
         if self._container is not None:
             self._container.stop()
             self._container = None

@@ -44,7 +44,7 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any, NoReturn
 
-from utils import _script_settings, auth, config_loader, run_control, run_stats
+from utils import _metrics, _script_settings, auth, config_loader, run_control, run_stats
 from utils import logger as txo_logger
 from utils.exceptions import (
     ApiAuthenticationError,
@@ -484,4 +484,5 @@ def run_script(main: Callable[[], Any]) -> NoReturn:
         code = _report(error)
     handlers.active = False
     _log_summary(code, started)
+    _metrics.push_run_metrics(code, time.monotonic() - started, run_stats.snapshot())
     sys.exit(code)

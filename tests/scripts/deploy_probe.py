@@ -1,5 +1,6 @@
 # tests/scripts/deploy_probe.py
-"""The smallest toolkit script: load the config, save one JSON file of facts about the run.
+"""The smallest toolkit script: load the config, save one JSON file of facts about the run
+(in output/, and a copy in state/).
 
 tests/test_deploy.py copies it into src/ of a container-like tree and runs it through the
 container's entry point. With ``TXO_PROBE_WAIT_SECONDS`` set it then waits (after writing
@@ -34,6 +35,8 @@ def main() -> None:
         "api_base_url": config["global"]["api-base-url"],
     }
     TxoDataHandler().save(facts, "output", f"{org}-{env}-probe.json")
+    # state/ is a mount of its own (a volume, a PersistentVolumeClaim): show it is writable.
+    TxoDataHandler().save(facts, "state", f"{org}-{env}-deploy_probe.json")
     wait = float(os.environ.get(WAIT_ENV, "0"))
     if wait > 0:
         get_path("tmp", READY_FILE).write_text("ready\n", encoding="utf-8")
