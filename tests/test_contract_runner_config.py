@@ -604,8 +604,7 @@ def test_secrets_are_injected_as_underscore_snake_case(
     run = project.run("probe", "acme", "test")
     assert run.code == 0, run
     config = json.loads(run.stdout.strip().splitlines()[-1])["config"]
-    flags = {"_args", "_dry_run", "_full_refresh"}  # every run's options, not secrets
-    injected = {k: v for k, v in config.items() if k.startswith("_") and k not in flags}
+    injected = {k: v for k, v in config.items() if k.startswith("_")}
     assert injected == {
         "_client_secret": SECRET,
         "_az_token": "",
