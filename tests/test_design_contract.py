@@ -612,6 +612,7 @@ def test_validate_config_false_skips_the_schema_but_still_fills_defaults(
         "max-retries": 7,
         "backoff-factor": 2.0,
         "max-wait-seconds": 300,
+        "idempotency-keys": False,
     }
     assert (config["_org_id"], config["_env_type"], config["_token"]) == ("acme", "test", None)
 
