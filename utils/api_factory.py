@@ -33,15 +33,8 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from utils import run_control
-from utils._write_back import (
-    WRITE_METHODS,
-    WriteReport,
-    WriteRequest,
-    WriteResult,
-    load_write_report,
-    log_dry_run,
-    write_many,
-)
+from utils._write_back import WRITE_METHODS, log_dry_run, write_many
+from utils._write_report import WriteReport, WriteRequest, WriteResult, load_write_report
 from utils.api_settings import behavior
 from utils.http_body import decode_body
 from utils.pagination import walk_pages
