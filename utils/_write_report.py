@@ -181,14 +181,15 @@ class WriteReport:
         first = (failed or not_sent)[0]
         last_answered = next((r for r in reversed(failed) if r.http_status is not None), None)
         where = f" The report is {self.saved_to}." if self.saved_to else ""
+        name = self.saved_to.name if self.saved_to else "writes.csv"
         raise PartialWriteError(
             f"{first.method} write-back incomplete: {len(self.ok)} of {len(self.results)} "
             f"records written, {len(failed)} failed, {len(not_sent)} not sent. First: "
-            f"{first.key}: {first.error}.{where}",
+            f"{first.key}: {str(first.error).rstrip('.')}.{where}",
             "Do not re-run the whole job blindly: the records already written would be written "
             "again. Fix what the report's error column says, then re-run only the failed and "
             "not-sent keys (load_write_report reads the report back).",
-            'previous = load_write_report("output", "writes.csv")\n'
+            f'previous = load_write_report("output", "{name}")\n'
             "retry = {r.key for r in previous.failed + previous.not_sent}",
             report=self,
             status_code=last_answered.http_status if last_answered else None,
