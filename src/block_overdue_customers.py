@@ -110,6 +110,8 @@ def main() -> None:
     args = config["_args"]
     as_of = args.as_of or dt.datetime.now(dt.timezone.utc).date()
     name = RETRY_REPORT_NAME if args.retry_failed else REPORT_NAME
+    if config["_dry_run"]:  # a report of what would be written, never mistaken for a real one
+        name += "-dry-run"
     report_file = timestamped_filename(config, name, "csv")
     with ApiManager(config) as manager:
         api = manager.get_rest_api()

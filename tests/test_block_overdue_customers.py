@@ -208,5 +208,6 @@ def test_a_dry_run_writes_nothing(project: Path, demo_api: WireMock) -> None:
     assert done.returncode == 0, done.stderr
     assert demo_api.count("PATCH") == 0 and demo_api.count("POST", BATCH) == 0
     assert done.stderr.count("DRY RUN: would PATCH") == len(OVERDUE)
-    report = report_of(project, "demo-test-blocked-customers_*.csv")
-    assert set(report["status"]) == {"dry-run"}
+    report = report_of(project, "demo-test-blocked-customers-dry-run_*.csv")
+    assert set(report["status"]) == {"dry-run"} and len(report) == len(OVERDUE)
+    assert not list((project / "output").glob("demo-test-blocked-customers_*"))
