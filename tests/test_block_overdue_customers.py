@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,13 +17,12 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from tests.support_demo import MOCK_API, demo_api, make_demo_project
 from tests.wiremock_server import WireMock
 
 pytestmark = pytest.mark.integration
+__all__ = ["demo_api"]  # the module's WireMock fixture, imported for pytest to find
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-MOCK_API = PROJECT_ROOT / "mock-api"
-DEMO_PORT_URL = "http://127.0.0.1:8089"
 COMPANY_PATH = "/api/v2.0/companies(8f2d1c3a-5b7e-4c9d-a1f0-3e6b2d4c5a71)"
 BATCH = f"{COMPANY_PATH}/$batch"
 RUN_TIMEOUT = 120
@@ -73,37 +70,10 @@ def path_of(number: str) -> str:
     return f"{COMPANY_PATH}/customers({BY_NUMBER[number]['id']})"
 
 
-@pytest.fixture(scope="module")
-def demo_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WireMock]:
-    """A WireMock of its own serving a copy of mock-api/ (the shared one resets mappings)."""
-    root = tmp_path_factory.mktemp("mock-api")
-    shutil.copytree(MOCK_API, root, dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.py"))
-    server = WireMock(root_dir=root).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture
 def project(tmp_path: Path, demo_api: WireMock) -> Path:
-    """A project with the toolkit, the script and the demo config aimed at ``demo_api``; the
-    demo's scenarios and journal start afresh."""
-    for name in ("utils", "src", "schemas"):
-        shutil.copytree(
-            PROJECT_ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__")
-        )
-    config = (PROJECT_ROOT / "config" / "demo-test-config.json").read_text(encoding="utf-8")
-    (tmp_path / "config").mkdir()
-    (tmp_path / "config" / "demo-test-config.json").write_text(
-        config.replace(DEMO_PORT_URL, demo_api.base_url), encoding="utf-8"
-    )
-    secrets = tmp_path / "config" / "demo-test-config-secrets.json"
-    shutil.copy(PROJECT_ROOT / "config" / "demo-test-config-secrets_example.json", secrets)
-    secrets.chmod(0o600)
-    demo_api.session.post(f"{demo_api.base_url}/__admin/scenarios/reset", timeout=10)
-    demo_api.reset_journal()
-    return tmp_path
+    """A project aimed at the demo API, whose scenarios and journal start afresh."""
+    return make_demo_project(tmp_path, demo_api)
 
 
 def run(project: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -26,7 +26,12 @@ from utils.api_factory import (
     create_rest_api,
     load_write_report,
 )
-from utils.exceptions import ApiOperationError, PartialWriteError, ValidationError
+from utils.exceptions import (
+    ApiOperationError,
+    FileOperationError,
+    PartialWriteError,
+    ValidationError,
+)
 
 pytestmark = pytest.mark.usefixtures(hang_guard.__name__)
 
@@ -247,6 +252,24 @@ def test_bad_arguments_send_nothing(
 ) -> None:
     with client_for(wiremock) as api, pytest.raises(ValidationError):
         api.write_many(method, items, batch=batch_size is not None, batch_size=batch_size)
+    assert wiremock.requests() == []
+
+
+@pytest.mark.parametrize(
+    ("report", "error"),
+    [
+        (("output", "writes.txt"), ValidationError),
+        (("output", "writes"), ValidationError),
+        ("writes.csv", ValidationError),
+        (("output", "../escape.csv"), FileOperationError),
+        (("nowhere", "writes.csv"), FileOperationError),
+    ],
+)
+def test_a_report_that_could_not_be_saved_is_refused_before_anything_is_sent(
+    wiremock: WireMock, root: Path, report: Any, error: type[Exception]
+) -> None:
+    with client_for(wiremock) as api, pytest.raises(error):
+        api.write_many("PUT", [("a", {})], report=report)
     assert wiremock.requests() == []
 
 

@@ -38,6 +38,7 @@ from utils._write_report import (
     Ledger,
     WriteReport,
     WriteRequest,
+    check_report_target,
     http_failure,
     save_write_report,
     stop_reason,
@@ -189,6 +190,7 @@ def write_many(
             "leave it out to use script-behavior.batch-handling.update-batch-size.",
             'api.write_many("PATCH", items, batch=True, batch_size=20)',
         )
+    target = None if report is None else check_report_target(report)
     requests_ = [_as_request(item, position) for position, item in enumerate(items)]
     call = Ledger(api, verb, requests_)
     try:
@@ -203,10 +205,10 @@ def write_many(
     except BaseException as err:  # saved however the call ends; the error goes on
         stopping = run_control.stop_requested() or isinstance(err, KeyboardInterrupt)
         outcome = call.report(RUN_STOPPED if stopping else f"write_many ended early ({err!r})")
-        _finish(outcome, verb, report, quiet=True)
+        _finish(outcome, verb, target, quiet=True)
         raise
     outcome = call.report("write_many ended early")
-    _finish(outcome, verb, report, quiet=False)
+    _finish(outcome, verb, target, quiet=False)
     return outcome
 
 

@@ -44,6 +44,7 @@ NOT_SENT = "not-sent"
 DRY_RUN = "dry-run"
 STATUSES = (OK, FAILED, NOT_SENT, DRY_RUN)
 REPORT_COLUMNS = ("key", "method", "path", "status", "http_status", "attempts", "error")
+REPORT_FORMATS = (".csv", ".xlsx", ".json", ".jsonl", ".parquet")
 PRECONDITION_FAILED = 412
 CHANGED_SINCE_READ = "changed since it was read"
 BREAKER_OPEN = "the circuit breaker opened after repeated server failures"
@@ -220,6 +221,34 @@ def _report_data(report: WriteReport, filename: str) -> Any:
     frame["http_status"] = frame["http_status"].astype("Int64")
     frame["attempts"] = frame["attempts"].astype("int64")
     return frame
+
+
+def check_report_target(target: Any) -> tuple[str, str]:
+    """Check ``report=(directory, filename)`` before anything is sent, so that a name that
+    cannot be saved never costs the account of records already written.
+
+    Raises:
+        ValidationError: Not a pair, or not one of :data:`REPORT_FORMATS`.
+        FileOperationError: An unknown directory category, or a name escaping it.
+    """
+    from utils.path_helpers import check_path
+
+    example = 'report=("output", timestamped_filename(config, "writes", "csv"))'
+    if not (isinstance(target, (tuple, list)) and len(target) == 2):
+        raise ValidationError(
+            f"write_many report= must be a (directory, filename) pair, got {target!r}.",
+            "Name the get_path category and the file; the extension picks the format.",
+            example,
+        )
+    directory, filename = target
+    check_path(directory, filename)
+    if Path(str(filename)).suffix.lower() not in REPORT_FORMATS:
+        raise ValidationError(
+            f"write_many cannot save its report as {filename!r}.",
+            f"End the name with one of {', '.join(REPORT_FORMATS)}.",
+            example,
+        )
+    return str(directory), str(filename)
 
 
 def save_write_report(report: WriteReport, directory: str, filename: str) -> Path:
