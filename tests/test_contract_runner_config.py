@@ -601,7 +601,10 @@ def test_secrets_are_injected_as_underscore_snake_case(
     assert run.code == 0, run
     config = json.loads(run.stdout.strip().splitlines()[-1])["config"]
     injected = {k: v for k, v in config.items() if k.startswith("_")}
+    assert injected.pop("_args")["org_id"] == "acme"  # the parsed command line
     assert injected == {
+        "_dry_run": False,
+        "_full_refresh": False,
         "_client_secret": SECRET,
         "_az_token": "",
         "_sftp_password": "pw-value-1",

@@ -154,6 +154,9 @@ LAYERS: dict[str, int] = {
     "config_json": 6,
     "config_loader": 6,
     "script_runner": 6,
+    "_write_report": 6,
+    "_write_batch": 6,
+    "_write_back": 6,
 }
 # Modules of the api_common layer: pure decisions, no I/O of their own.
 PURE_MODULES = ["api_common", "api_settings", "retry_policy"]
@@ -583,6 +586,7 @@ LOAD_WITHOUT_VALIDATION = (
     "from utils.script_runner import parse_args_and_load_config\n"
     "config = parse_args_and_load_config('x', require_token=False, validate_config=False,"
     " argv=sys.argv[1:])\n"
+    "config.pop('_args')  # an argparse.Namespace, not JSON\n"
     "print(json.dumps(config))\n"
 )
 

@@ -228,6 +228,21 @@ def test_a_record_whose_body_has_no_json_form_fails_alone(wiremock: WireMock) ->
     assert wiremock.count("PUT") == 1
 
 
+def test_a_secret_in_an_error_never_reaches_the_report(wiremock: WireMock, root: Path) -> None:
+    stub(
+        wiremock, "PUT", "/api/a", odata_error(400, "bad header Authorization: Bearer abc.def.ghi")
+    )
+
+    with client_for(wiremock) as api:
+        report = api.write_many(
+            "PUT", [("a", {"when": object()}), ("a", {})], report=("output", "r.csv")
+        )
+
+    saved = (root / "output" / "r.csv").read_text()
+    assert "abc.def.ghi" not in saved and "test-token-4f1c9a77e2" not in saved
+    assert "[REDACTED]" in str(report.results[1].error)
+
+
 def test_a_202_is_polled_and_counts_one_attempt(wiremock: WireMock) -> None:
     stub(wiremock, "POST", "/api/jobs", json_response({}, 202, Location="jobs/7"))
     stub(wiremock, "GET", "/api/jobs/7", json_response({"done": True}))

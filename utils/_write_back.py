@@ -22,7 +22,7 @@ import logging
 import time
 from collections.abc import Iterable, Mapping
 from contextlib import closing
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import requests
 
@@ -36,6 +36,7 @@ from utils._write_report import (
     RUN_STOPPED,
     STATUSES,
     Ledger,
+    WriteClient,
     WriteReport,
     WriteRequest,
     check_report_target,
@@ -55,9 +56,6 @@ from utils.http_body import decode_body
 from utils.http_errors import safe_url, server_message, url_with_params
 from utils.rest_client import CallRecord
 from utils.retry_policy import is_idempotent, retry_after_of
-
-if TYPE_CHECKING:
-    from utils.api_factory import TxoRestAPI
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +163,7 @@ def _write_each(call: Ledger, max_workers: int | None) -> None:
 
 
 def write_many(
-    api: TxoRestAPI,
+    api: WriteClient,
     method: str,
     items: Iterable[Any],
     *,

@@ -187,15 +187,16 @@ class Batches:
     ) -> list[tuple[_Pending, float]]:
         """The envelope itself failed: settle each record in it by that outcome."""
         again = []
+        body: Any = None
+        if response is not None:
+            try:
+                body = response.json()
+            except ValueError:
+                body = response.text
         for p in batch:
             p.attempts += record.attempts
             delay: float | None = None
             if response is not None:
-                body: Any = None
-                try:
-                    body = response.json()
-                except ValueError:
-                    body = response.text
                 delay = self._settle_answer(p, response.status_code, response.headers, body)
             elif failure is not None:
                 kind = classify_exception(failure)

@@ -19,9 +19,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from utils import run_control
+from utils import redaction, run_control
 from utils.exceptions import (
     ApiAuthenticationError,
     CircuitOpenError,
@@ -33,7 +33,9 @@ from utils.http_errors import safe_url
 from utils.retry_policy import RETRY_STATUSES_IDEMPOTENT, Verdict
 
 if TYPE_CHECKING:
-    from utils.api_factory import TxoRestAPI
+    from collections.abc import Callable, Generator
+
+    from utils.rest_client import RestTransport
     from utils.retry_policy import RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,29 @@ CHANGED_SINCE_READ = "changed since it was read"
 BREAKER_OPEN = "the circuit breaker opened after repeated server failures"
 TOKEN_REFUSED = "the API refused the access token and it could not be refreshed"
 RUN_STOPPED = "the run was stopped (SIGTERM or Ctrl-C)"
+
+
+class WriteClient(Protocol):
+    """What a write-back needs of its client (``TxoRestAPI``, which imports this module)."""
+
+    transport: RestTransport
+    update_batch_size: int
+
+    @property
+    def base_url(self) -> str: ...
+
+    @property
+    def dry_run(self) -> bool: ...
+
+    def url_for(self, path_or_url: str) -> str: ...
+
+    def imap(
+        self,
+        fn: Callable[[Any], Any],
+        items: Iterable[Any],
+        max_workers: int | None = None,
+        window: int | None = None,
+    ) -> Generator[Any, None, None]: ...
 
 
 # -- the records ------------------------------------------------------------------------------
@@ -407,7 +432,7 @@ class Ledger:
     """The account of one ``write_many`` call as it runs, shared by its worker threads: the
     result of each record so far, and whether sending must stop (and why)."""
 
-    def __init__(self, api: TxoRestAPI, method: str, items: list[WriteRequest]):
+    def __init__(self, api: WriteClient, method: str, items: list[WriteRequest]):
         self.api = api
         self.method = method
         self.items = items
@@ -429,10 +454,17 @@ class Ledger:
             self.halt(RUN_STOPPED)
         return self.stopped
 
-    def result(self, index: int, status: str, **fields: Any) -> None:
+    def result(self, index: int, status: str, error: str | None = None, **fields: Any) -> None:
+        """Record (or replace) what happened to record ``index``; the error text is redacted
+        here, as the report is a file people read and share."""
         item = self.items[index]
         self.results[index] = WriteResult(
-            key=str(item.key), method=self.method, path=item.path, status=status, **fields
+            key=str(item.key),
+            method=self.method,
+            path=item.path,
+            status=status,
+            error=None if error is None else redaction.redact(error),
+            **fields,
         )
 
     def report(self, reason: str) -> WriteReport:
