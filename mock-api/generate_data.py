@@ -358,6 +358,205 @@ def changed_customers_mappings(customers: list[dict[str, Any]]) -> dict[str, dic
     }
 
 
+# -- write-back: GET one customer with its ETag, PATCH it, $batch --------------------------------
+OVERDUE_DAYS = 60
+WRITE_RETRY_AFTER_SECONDS = 1
+BATCH_PATH = f"{API_PATH}/$batch"
+ERROR_CHANGED = {
+    "error": {
+        "code": "Request_EntityChanged",
+        "message": "Another user has already changed the record.",
+    }
+}
+ERROR_NO_ETAG = {
+    "error": {
+        "code": "Request_PreconditionRequired",
+        "message": "Could not validate the client concurrency token required by the service. "
+        "Please provide a valid token in the client request.",
+    }
+}
+ERROR_THROTTLED = {
+    "error": {
+        "code": "Application_TooManyRequests",
+        "message": "Too many requests reached. Retry after 1 second.",
+    }
+}
+
+
+def _etag(customer: dict[str, Any], version: int) -> str:
+    """A Business-Central-style weak ETag for one version of a customer record."""
+    import base64  # here, not at the top: this block is the write-back demo's own
+
+    token = base64.b64encode(f"'{customer['number']};{version};'".encode()).decode()
+    return f'W/"{token}"'
+
+
+def _batch_template(changed_etag: str, throttled_id: str | None) -> str:
+    """A $batch answer, templated per request: 412 for the stale ETag, 428 without one, 429
+    for ``throttled_id`` (when given), else 200 with the record's new ETag."""
+    token = changed_etag.split('"')[1]
+    throttled = (
+        f"{{{{#if (contains r.url '{throttled_id}')}}}}"
+        f'"status": 429, "headers": {{"Retry-After": "{WRITE_RETRY_AFTER_SECONDS}"}}, '
+        f'"body": {json.dumps(ERROR_THROTTLED)}'
+        "{{else}}"
+        if throttled_id
+        else ""
+    )
+    answer = (
+        "{{#if (contains (lookup r.headers 'If-Match') '" + token + "')}}"
+        f'"status": 412, "headers": {{}}, "body": {json.dumps(ERROR_CHANGED)}'
+        "{{else if (contains (lookup r.headers 'If-Match') 'W/')}}"
+        '"status": 200, "headers": {"Content-Type": "application/json"}, '
+        '"body": {"@odata.etag": "W/\\"JzI7Jw==\\"", "blocked": "Invoice"}'
+        "{{else}}"
+        f'"status": 428, "headers": {{}}, "body": {json.dumps(ERROR_NO_ETAG)}'
+        "{{/if}}"
+    )
+    close = " {{/if}}" if throttled_id else ""
+    return (
+        '{"responses": [{{#each (jsonPath request.body \'$.requests\') as |r|}}'
+        '{{#unless @first}}, {{/unless}}{"id": "{{r.id}}", '
+        f"{throttled}{answer}{close} }}{{{{/each}}}}]}}"
+    )
+
+
+def write_back_mappings(
+    customers: list[dict[str, Any]], invoices: list[dict[str, Any]]
+) -> dict[str, dict[str, Any]]:
+    """What ``src/block_overdue_customers.py`` needs: each customer by id with its ETag, PATCH
+    with ``If-Match`` (428 without), and ``$batch``.
+
+    Two customers long overdue show the other outcomes, once per server start (scenarios):
+    the first was changed by someone else right after it was read (its first GET hands out an
+    ETag that its PATCH then refuses with 412; later GETs hand out the new one), and the
+    second is throttled once (429, ``Retry-After: 1``), as a single PATCH and inside a $batch.
+    """
+    import re
+    from datetime import date
+
+    overdue = sorted(
+        {
+            i["customerNumber"]
+            for i in invoices
+            if i["status"] == "Open"
+            and i["remainingAmount"] > 0
+            and (AS_OF - date.fromisoformat(i["dueDate"])).days > OVERDUE_DAYS
+        }
+    )
+    by_number = {c["number"]: c for c in customers}
+    changed, throttled = by_number[overdue[0]], by_number[overdue[1]]
+    mappings: dict[str, dict[str, Any]] = {}
+    for customer in customers:
+        path = f"{API_PATH}/customers({customer['id']})"
+        record = {"@odata.etag": _etag(customer, 1), **customer}
+        stem = f"demo-customer-{customer['number']}"
+        get = _authorised({"method": "GET", "urlPath": path})
+        if customer is not changed:
+            mappings[stem] = {
+                "name": f"customer {customer['number']} with its ETag",
+                "request": get,
+                "response": {"status": 200, "headers": JSON_HEADERS, "jsonBody": record},
+            }
+            continue
+        newer = {**record, "@odata.etag": _etag(customer, 2)}
+        mappings[f"{stem}-read"] = {
+            "name": f"customer {customer['number']}: first read, then changed by someone else",
+            "scenarioName": "customer-changed-elsewhere",
+            "requiredScenarioState": "Started",
+            "newScenarioState": "changed",
+            "request": get,
+            "response": {"status": 200, "headers": JSON_HEADERS, "jsonBody": record},
+        }
+        mappings[f"{stem}-reread"] = {
+            "name": f"customer {customer['number']}: read again, the new version",
+            "scenarioName": "customer-changed-elsewhere",
+            "requiredScenarioState": "changed",
+            "request": get,
+            "response": {"status": 200, "headers": JSON_HEADERS, "jsonBody": newer},
+        }
+        mappings[f"{stem}-stale-etag"] = {
+            "name": f"customer {customer['number']}: PATCH with the old ETag is refused (412)",
+            "priority": 1,
+            "request": {
+                **_authorised({"method": "PATCH", "urlPath": path}),
+                "headers": {
+                    "Authorization": {"equalTo": f"Bearer {ACCESS_TOKEN}"},
+                    "If-Match": {"equalTo": _etag(customer, 1)},
+                },
+            },
+            "response": {"status": 412, "headers": JSON_HEADERS, "jsonBody": ERROR_CHANGED},
+        }
+    customer_path = re.escape(API_PATH) + r"/customers\([0-9a-f-]{36}\)"
+    patch = {"method": "PATCH", "urlPathPattern": customer_path}
+    mappings["demo-customer-patch-throttled"] = {
+        "name": f"customer {throttled['number']}: the first PATCH is throttled (429)",
+        "priority": 2,
+        "scenarioName": "customer-patch-throttle",
+        "requiredScenarioState": "Started",
+        "newScenarioState": "throttled-once",
+        "request": _authorised(
+            {"method": "PATCH", "urlPath": f"{API_PATH}/customers({throttled['id']})"}
+        ),
+        "response": {
+            "status": 429,
+            "headers": {**JSON_HEADERS, "Retry-After": str(WRITE_RETRY_AFTER_SECONDS)},
+            "jsonBody": ERROR_THROTTLED,
+        },
+    }
+    mappings["demo-customer-patch"] = {
+        "name": "customers: PATCH with If-Match is applied",
+        "priority": 5,
+        "request": {
+            **patch,
+            "headers": {
+                "Authorization": {"equalTo": f"Bearer {ACCESS_TOKEN}"},
+                "If-Match": {"matches": 'W/".+"'},
+            },
+        },
+        "response": {
+            "status": 200,
+            "headers": JSON_HEADERS,
+            "body": '{"@odata.etag": "W/\\"JzI7Jw==\\"", '
+            "\"blocked\": \"{{jsonPath request.body '$.blocked'}}\"}",
+            "transformers": ["response-template"],
+        },
+    }
+    mappings["demo-customer-patch-no-etag"] = {
+        "name": "customers: PATCH without If-Match is refused (428)",
+        "priority": 6,
+        "request": _authorised(patch),
+        "response": {"status": 428, "headers": JSON_HEADERS, "jsonBody": ERROR_NO_ETAG},
+    }
+    batch = _authorised({"method": "POST", "urlPath": BATCH_PATH})
+    mappings["demo-batch-throttled"] = {
+        "name": f"$batch: customer {throttled['number']} is throttled once inside a batch",
+        "priority": 1,
+        "scenarioName": "batch-throttle",
+        "requiredScenarioState": "Started",
+        "newScenarioState": "throttled-once",
+        "request": {**batch, "bodyPatterns": [{"contains": throttled["id"]}]},
+        "response": {
+            "status": 200,
+            "headers": JSON_HEADERS,
+            "body": _batch_template(_etag(changed, 1), throttled["id"]),
+            "transformers": ["response-template"],
+        },
+    }
+    mappings["demo-batch"] = {
+        "name": "$batch: each request answered on its own",
+        "priority": 5,
+        "request": batch,
+        "response": {
+            "status": 200,
+            "headers": JSON_HEADERS,
+            "body": _batch_template(_etag(changed, 1), None),
+            "transformers": ["response-template"],
+        },
+    }
+    return mappings
+
+
 def main() -> None:
     """Regenerate every ``demo-*.json`` under ``mappings/`` and ``__files/``."""
     rng = random.Random(SEED)
@@ -375,6 +574,9 @@ def main() -> None:
         files.update(more_files)
     mappings.update(export_mappings(len(customers), len(invoices)))
     mappings.update(changed_customers_mappings(public_customers))
+
+
+    mappings.update(write_back_mappings(public_customers, invoices))
     for folder in ("mappings", "__files"):
         (ROOT / folder).mkdir(exist_ok=True)
         for old in (ROOT / folder).glob("demo-*.json"):

@@ -293,6 +293,7 @@ def test_behavior_fills_missing_keys_without_touching_the_config() -> None:
         "max-retries": 0,
         "backoff-factor": 2.0,
         "max-wait-seconds": 300,
+        "idempotency-keys": False,
     }
     assert filled["rate-limiting"] == DEFAULTS["rate-limiting"]
     assert config == {"script-behavior": {"retry-strategy": {"max-retries": 0}}}

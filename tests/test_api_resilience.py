@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import datetime, timezone
 from email.utils import format_datetime
@@ -9,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.http_contract_support import gaps_ms, hang_guard, sequence
+from tests.http_contract_support import gaps_ms, hang_guard, header, sequence
 from tests.support_api import json_response, make_config
 from tests.wiremock_server import WireMock, free_port
 from utils import run_stats
@@ -23,6 +24,7 @@ from utils.exceptions import (
 
 pytestmark = pytest.mark.usefixtures(hang_guard.__name__)
 
+UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 FAULTS = [
     "CONNECTION_RESET_BY_PEER",
     "EMPTY_RESPONSE",
@@ -115,6 +117,59 @@ def test_post_not_retried_on_503_without_retry_after(wiremock: WireMock) -> None
     with client_for(wiremock) as api, pytest.raises(ApiOperationError):
         api.patch("orders", {"n": 1})
     assert wiremock.count("PATCH", "/api/orders") == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "headers", "behavior", "sent"),
+    [
+        ("PATCH", {"If-Match": 'W/"7"'}, None, 2),  # an ETag makes a PATCH repeatable
+        ("PATCH", None, None, 1),
+        ("POST", {"Idempotency-Key": "order-42"}, None, 2),
+        ("POST", None, {"retry-strategy": {"idempotency-keys": True}}, 2),
+        ("POST", None, None, 1),
+        ("PUT", None, None, 2),
+        ("DELETE", None, None, 2),
+    ],
+)
+def test_single_writes_are_retried_after_a_500_when_idempotent(
+    wiremock: WireMock,
+    method: str,
+    headers: dict[str, str] | None,
+    behavior: dict[str, Any] | None,
+    sent: int,
+) -> None:
+    sequence(wiremock, method, "/api/orders/1", [{"status": 500}, json_response({"ok": 1})])
+    with client_for(wiremock, behavior) as api:
+        call = (
+            api.delete
+            if method == "DELETE"
+            else lambda path, **kw: api.request(method, path, data={"n": 1}, **kw)
+        )
+        if sent == 1:
+            with pytest.raises(ApiOperationError):
+                call("orders/1", headers=headers)
+        else:
+            assert call("orders/1", headers=headers) == {"ok": 1}
+    seen = wiremock.find(method, "/api/orders/1")
+    assert len(seen) == sent
+    keys = {header(e, "Idempotency-Key") for e in seen}
+    assert len(keys) == 1  # one key per call, the same on its retry
+    if behavior:
+        assert UUID.match(str(keys.pop()))
+
+
+def test_a_412_names_the_server_message(wiremock: WireMock) -> None:
+    wiremock.stub(
+        {
+            "request": {"method": "PATCH", "urlPath": "/api/c(1)"},
+            "response": json_response({"error": {"message": "Changed by Ann."}}, 412),
+        }
+    )
+    with client_for(wiremock) as api, pytest.raises(ApiOperationError) as caught:
+        api.patch("c(1)", {"a": 1}, headers={"If-Match": 'W/"1"'})
+    assert caught.value.status_code == 412
+    assert "Changed by Ann." in caught.value.what_went_wrong
+    assert wiremock.count("PATCH") == 1  # a precondition failure is final
 
 
 def test_post_retried_on_429(wiremock: WireMock) -> None:

@@ -13,8 +13,11 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 from utils.retry_policy import (
     RetryPolicy,
     TransportFailure,
+    Verdict,
     classify_exception,
+    is_idempotent,
     parse_retry_after,
+    retry_after_of,
 )
 
 NOW = 1_800_000_000.0  # a fixed Unix time
@@ -177,3 +180,88 @@ def test_policy_from_config_and_defaults() -> None:
 def test_policy_is_immutable() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         RetryPolicy().max_retries = 9  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("method", "headers", "idempotent"),
+    [
+        ("GET", None, True),
+        ("put", None, True),
+        ("DELETE", {}, True),
+        ("PATCH", None, False),
+        ("PATCH", {"If-Match": 'W/"1"'}, True),
+        ("patch", {"if-match": "*"}, True),
+        ("PATCH", {"Idempotency-Key": "k"}, False),
+        ("POST", None, False),
+        ("POST", {"Idempotency-Key": "k"}, True),
+        ("POST", {"IDEMPOTENCY-KEY": "k"}, True),
+        ("POST", {"If-Match": "*"}, False),
+    ],
+)
+def test_idempotency_comes_from_the_method_or_a_header(
+    method: str, headers: dict[str, str] | None, idempotent: bool
+) -> None:
+    assert is_idempotent(method, headers) is idempotent
+    # and an idempotent call is retried after a 500 or a timeout, like a GET
+    policy = RetryPolicy()
+    assert policy.should_retry(method, 500, 1, headers=headers) is idempotent
+    assert policy.should_retry(method, TransportFailure.TIMEOUT, 1, headers=headers) is idempotent
+
+
+@pytest.mark.parametrize(
+    ("method", "outcome", "attempt", "retry_after", "verdict"),
+    [
+        ("GET", 503, 1, None, Verdict.RETRY),
+        ("GET", 503, 3, None, Verdict.EXHAUSTED),  # max-retries 2: the third attempt was the last
+        ("GET", 404, 1, None, Verdict.FINAL),
+        ("POST", 500, 1, None, Verdict.FINAL),
+        ("POST", 429, 1, 600.0, Verdict.WAIT_TOO_LONG),
+        ("POST", 429, 3, 600.0, Verdict.WAIT_TOO_LONG),  # too long wins over the budget
+        ("PATCH", 503, 1, 2.0, Verdict.RETRY),
+        ("PATCH", TransportFailure.CONNECT, 1, None, Verdict.RETRY),
+        ("PATCH", TransportFailure.PROTOCOL, 1, None, Verdict.FINAL),
+        ("GET", TransportFailure.FATAL, 1, None, Verdict.FINAL),
+    ],
+)
+def test_decide_is_the_one_retry_decision(
+    method: str,
+    outcome: int | TransportFailure,
+    attempt: int,
+    retry_after: float | None,
+    verdict: Verdict,
+) -> None:
+    policy = RetryPolicy(max_retries=2, max_wait_seconds=300)
+    assert policy.decide(method, outcome, attempt, retry_after=retry_after) is verdict
+
+
+def test_idempotency_keys_go_on_posts_only_once_and_never_over_the_callers() -> None:
+    on = RetryPolicy(idempotency_keys=True)
+    first = on.with_idempotency_key("post", {"X": "1"})
+    second = on.with_idempotency_key("POST", {})
+    assert (
+        set(first) == {"X", "Idempotency-Key"}
+        and first["Idempotency-Key"] != second["Idempotency-Key"]
+    )
+    assert on.with_idempotency_key("POST", {"idempotency-key": "mine"}) == {
+        "idempotency-key": "mine"
+    }
+    assert on.with_idempotency_key("PATCH", {}) == {}
+    assert RetryPolicy().with_idempotency_key("POST", {}) == {}
+    assert RetryPolicy.from_config(
+        {"script-behavior": {"retry-strategy": {"idempotency-keys": True}}}
+    ).idempotency_keys
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "expected"),
+    [
+        (429, {"Retry-After": "3"}, 3.0),
+        (503, {"retry-after": "2"}, 2.0),
+        (500, {"Retry-After": "3"}, None),  # only 429 and 503 carry the hint
+        (429, {}, None),
+    ],
+)
+def test_retry_after_of_an_answer(
+    status: int, headers: dict[str, str], expected: float | None
+) -> None:
+    assert retry_after_of(status, headers, NOW) == expected

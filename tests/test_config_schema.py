@@ -223,7 +223,7 @@ def test_every_violation_is_reported_at_once() -> None:
             "script-behavior/retry-strategy/max-retry",
             1,
             '📝 Example: "retry-strategy": {"max-retries": 3, "backoff-factor": 2.0, '
-            '"max-wait-seconds": 300} (the defaults)',
+            '"max-wait-seconds": 300, "idempotency-keys": false} (the defaults)',
         ),
         (
             "global/api-base-url",
@@ -298,6 +298,7 @@ def test_defaults_keep_given_values_and_fill_siblings() -> None:
         "max-retries": 0,
         "backoff-factor": 2.0,
         "max-wait-seconds": 300,
+        "idempotency-keys": False,
     }
 
 

@@ -160,6 +160,9 @@ LAYERS: dict[str, int] = {
     "_script_settings": 6,
     "_metrics": 5,  # the run's metrics push: logger and run_stats below, script_runner above
     "script_runner": 6,
+    "_write_report": 6,
+    "_write_batch": 6,
+    "_write_back": 6,
 }
 # Modules of the api_common layer: pure decisions, no I/O of their own.
 PURE_MODULES = ["api_common", "api_settings", "retry_policy"]
@@ -590,6 +593,8 @@ LOAD_WITHOUT_VALIDATION = (
     "config = parse_args_and_load_config('x', require_token=False, validate_config=False,"
     " argv=sys.argv[1:])\n"
     "print(json.dumps(config, default=str))\n"  # config['_args'] is a Namespace
+    "config.pop('_args')  # an argparse.Namespace, not JSON\n"
+    "print(json.dumps(config))\n"
 )
 
 
@@ -618,6 +623,7 @@ def test_validate_config_false_skips_the_schema_but_still_fills_defaults(
         "max-retries": 7,
         "backoff-factor": 2.0,
         "max-wait-seconds": 300,
+        "idempotency-keys": False,
     }
     assert (config["_org_id"], config["_env_type"], config["_token"]) == ("acme", "test", None)
 

@@ -1195,3 +1195,113 @@ def test_the_incremental_pulls_manual_shows_the_tested_scripts_as_they_are(scrip
     text = script.read_text(encoding="utf-8")
     (block,) = [b for b in blocks if b.startswith(text.splitlines()[0])]
     assert block == text
+
+
+# -- 7. write-back: a complete report however the run ends ------------------------------------
+def load_report_csv(proj: E2EProject) -> pd.DataFrame:
+    return pd.read_csv(proj.root / "output" / "writes.csv", dtype=str, keep_default_na=False)
+
+
+def stub_devices(wiremock: WireMock, delay_ms: int = 0) -> None:
+    wiremock.stub(
+        {
+            "request": {
+                "method": "PATCH",
+                "urlPathPattern": "/api/devices/[0-9]+",
+                "headers": {"If-Match": {"matches": 'W/"[0-9]+"'}},
+            },
+            "response": json_response({"ring": "stable"}) | {"fixedDelayMilliseconds": delay_ms},
+        }
+    )
+
+
+def test_sigterm_during_write_many_leaves_a_complete_report_and_exits_143(
+    proj: E2EProject, wiremock: WireMock
+) -> None:
+    """The report holds every record; its ``ok`` rows are exactly the writes the server got."""
+    write_config(proj, wiremock)
+    stub_token(wiremock, TOKEN_A)
+    stub_devices(wiremock, delay_ms=100)
+
+    code, stderr, took = sigterm_after_requests(proj, wiremock, "write_back_job", "PATCH", 10)
+
+    assert code == 143, stderr
+    assert took < 3, f"exit took {took:.1f}s after SIGTERM"
+    assert "Traceback" not in stderr
+    report = load_report_csv(proj)
+    assert list(report["key"]) == [f"D{n:04d}" for n in range(200)]
+    received = wiremock.count("PATCH")
+    assert 10 <= received < 200
+    assert set(report["status"]) == {"ok", "not-sent"}
+    assert (report["status"] == "ok").sum() == received
+    written = {e["url"].rsplit("/", 1)[1] for e in wiremock.find("PATCH")}
+    assert set(report.loc[report["status"] == "ok", "path"].str.rsplit("/", n=1).str[1]) == written
+    not_sent = report[report["status"] == "not-sent"]
+    assert set(not_sent["attempts"]) == {"0"}
+    assert not_sent["error"].str.contains("run was stopped").all()
+    assert not leftovers(proj)
+    assert E2ERun(143, "", stderr, proj).summary()["exit"] == 143
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_a_record_that_fails_ends_the_run_with_exit_6_and_names_the_report(
+    proj: E2EProject, wiremock: WireMock, batch: bool
+) -> None:
+    write_config(proj, wiremock)
+    stub_token(wiremock, TOKEN_A)
+    stub_devices(wiremock)
+    wiremock.stub(
+        {
+            "priority": 1,
+            "request": {"method": "PATCH", "urlPath": "/api/devices/7"},
+            "response": json_response({"error": {"message": "Device is retired."}}, 400),
+        }
+    )
+    template = (
+        "{\"responses\": [{{#each (jsonPath request.body '$.requests') as |r|}}"
+        '{{#unless @first}},{{/unless}}{"id": "{{r.id}}", "status": '
+        '{{#if (contains r.url \'devices/7\')}}400, "body": {"error": {"message": '
+        '"Device is retired."}} {{else}}200{{/if}} }{{/each}}]}'
+    )
+    wiremock.stub(
+        {
+            "request": {"method": "POST", "urlPath": "/api/$batch"},
+            "response": {
+                "status": 200,
+                "body": template,
+                "headers": {"Content-Type": "application/json"},
+                "transformers": ["response-template"],
+            },
+        }
+    )
+
+    run = proj.run_script("write_back_job", "--count", "30", *(["--batch"] if batch else []))
+
+    assert run.code == 6, run
+    assert_clean_stderr(run)
+    assert "29 of 30 records written, 1 failed, 0 not sent" in run.stderr
+    assert "D0007: HTTP 400 Bad Request. The server said: Device is retired." in run.stderr
+    assert "writes.csv" in run.stderr
+    report = load_report_csv(proj)
+    assert (report["status"] == "ok").sum() == 29
+    assert report.loc[7, ["status", "http_status"]].tolist() == ["failed", "400"]
+    assert run.summary()["exit"] == 6
+    assert wiremock.count("PATCH") == (0 if batch else 30)
+    assert wiremock.count("POST", "/api/$batch") == (3 if batch else 0)  # update-batch-size 10
+
+
+def test_dry_run_sends_no_write_and_reports_each_record(
+    proj: E2EProject, wiremock: WireMock
+) -> None:
+    write_config(proj, wiremock)
+    stub_token(wiremock, TOKEN_A)
+    stub_devices(wiremock)
+
+    run = proj.run_script("write_back_job", "--count", "5", "--dry-run")
+
+    assert run.code == 0, run
+    assert wiremock.count("PATCH") == 0 and wiremock.count("POST", "/api/$batch") == 0
+    assert run.stderr.count("DRY RUN: would PATCH ") == 5
+    assert f"DRY RUN: would PATCH {wiremock.base_url}/api/devices/4" in run.stderr
+    report = load_report_csv(proj)
+    assert set(report["status"]) == {"dry-run"} and set(report["attempts"]) == {"0"}

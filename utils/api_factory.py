@@ -12,6 +12,13 @@ Example:
     ...     for page in api.iter_pages("customers", {"$top": 100}):
     ...         handle(page)
     ...     details = api.map(api.get, [f"customers({n})" for n in ids])
+    ...     report = api.write_many("PATCH", [WriteRequest(f"customers({n})", {"blocked": "All"},
+    ...                                                    etag=etags[n]) for n in ids],
+    ...                             report=("output", "blocked.csv"))
+    ...     report.raise_for_failures()  # exit 6 when some records were not written
+
+With ``--dry-run`` (``config["_dry_run"]``), POST, PUT, PATCH and DELETE are not sent: each is
+logged as ``DRY RUN: would PATCH <url>`` and single calls return None; GETs are real.
 """
 
 from __future__ import annotations
@@ -20,12 +27,15 @@ import logging
 import re
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, TypeVar
 
+from utils import run_control
 from utils._named_apis import api_config
+from utils._write_back import WRITE_METHODS, log_dry_run, write_many
+from utils._write_report import WriteReport, WriteRequest, WriteResult, load_write_report
 from utils.api_settings import behavior
 from utils.http_body import decode_body
 from utils.pagination import DeltaPull, PageFetcher, walk_pages
@@ -99,9 +109,18 @@ class TxoRestAPI(_ClosedOnExit):
         path = path_or_url.lstrip("/")
         return f"{self.base_url}/{path}" if path else self.base_url
 
+    @property
+    def dry_run(self) -> bool:
+        """True in a dry run (``--dry-run``): POST, PUT, PATCH and DELETE are not sent."""
+        return bool(self.config.get("_dry_run")) or run_control.is_dry_run()
+
     # -- verbs ------------------------------------------------------------------------------
     def _call(self, method: str, path_or_url: str, **kwargs: Any) -> Any:
-        return decode_body(self.transport.request(method, self.url_for(path_or_url), **kwargs))
+        url = self.url_for(path_or_url)
+        if method in WRITE_METHODS and self.dry_run:
+            log_dry_run(method, url, kwargs.get("params"))
+            return None
+        return decode_body(self.transport.request(method, url, **kwargs))
 
     def get(self, path_or_url: str, params: Mapping[str, Any] | None = None, **kw: Any) -> Any:
         """GET and return the parsed JSON, None for an empty body, else the text.
@@ -114,20 +133,26 @@ class TxoRestAPI(_ClosedOnExit):
         return self._call("GET", path_or_url, params=params, **kw)
 
     def delete(self, path_or_url: str, **kw: Any) -> Any:
-        """DELETE; returns like :meth:`get`. ``kw``: ``params``, ``headers``."""
+        """DELETE; returns like :meth:`get` (None in a dry run). ``kw``: ``params``,
+        ``headers``."""
         return self._call("DELETE", path_or_url, **kw)
 
     def post(self, path_or_url: str, data: Any = None, **kw: Any) -> Any:
-        """POST ``data`` as the JSON body; returns like :meth:`get`. ``kw``: ``params``,
-        ``headers``. Not retried after 500/502/504 or timeouts (it may have been applied)."""
+        """POST ``data`` as the JSON body; returns like :meth:`get` (None in a dry run).
+        ``kw``: ``params``, ``headers``. Not retried after 500/502/504 or timeouts (it may
+        have been applied) unless it carries an ``Idempotency-Key`` header (given, or added
+        by ``retry-strategy.idempotency-keys``)."""
         return self._call("POST", path_or_url, json_body=data, **kw)
 
     def put(self, path_or_url: str, data: Any = None, **kw: Any) -> Any:
-        """PUT ``data`` as the JSON body; returns like :meth:`get`."""
+        """PUT ``data`` as the JSON body; returns like :meth:`get` (None in a dry run)."""
         return self._call("PUT", path_or_url, json_body=data, **kw)
 
     def patch(self, path_or_url: str, data: Any = None, **kw: Any) -> Any:
-        """PATCH ``data`` as the JSON body; returns like :meth:`get` (retried like POST)."""
+        """PATCH ``data`` as the JSON body; returns like :meth:`get` (None in a dry run).
+        Retried like POST, or like PUT when it carries ``If-Match`` (``headers={"If-Match":
+        etag}``): a repeat of an applied change then fails with 412 instead of applying
+        twice."""
         return self._call("PATCH", path_or_url, json_body=data, **kw)
 
     def head(self, path_or_url: str, params: Mapping[str, Any] | None = None, **kw: Any) -> Any:
@@ -159,7 +184,7 @@ class TxoRestAPI(_ClosedOnExit):
         """
         return self._call(
             method.upper(), path_or_url, params=params, json_body=data, headers=headers
-        )
+        )  # a write in a dry run is not sent (None)
 
     # -- pages ------------------------------------------------------------------------------
     def iter_pages(
@@ -249,7 +274,7 @@ class TxoRestAPI(_ClosedOnExit):
         items: Iterable[T],
         max_workers: int | None = None,
         window: int | None = None,
-    ) -> Iterator[R]:
+    ) -> Generator[R, None, None]:
         """Run ``fn(item)`` for every item on a thread pool; yield results in input order.
 
         All threads share this client's rate limiter, circuit breaker and connection pool,
@@ -305,6 +330,65 @@ class TxoRestAPI(_ClosedOnExit):
         """GET every path in parallel (``read-batch-size`` ahead at most); results in order."""
         return list(
             self.imap(lambda p: self.get(p, params), paths, max_workers, self.read_batch_size)
+        )
+
+    # -- write-back -------------------------------------------------------------------------
+    def write_many(
+        self,
+        method: str,
+        items: Iterable[WriteRequest | tuple[str, Any]],
+        *,
+        batch: bool = False,
+        batch_size: int | None = None,
+        max_workers: int | None = None,
+        report: tuple[str, str] | None = None,
+    ) -> WriteReport:
+        """Write many records and account for each one; never raises for a record's failure.
+
+        One request per record, in parallel under this client's one rate limiter and circuit
+        breaker, each with the retries its idempotency allows (PUT and DELETE always; a PATCH
+        with an ETag; a POST with an ``Idempotency-Key``); or, with ``batch=True``, OData
+        JSON ``$batch`` envelopes (``POST {api-base-url}/$batch``) of ``batch_size`` records,
+        a throttled record re-sent in a later envelope. When the breaker opens, the token
+        cannot be refreshed or the run is stopped, the records not yet sent are ``not-sent``;
+        requests in flight are awaited and recorded. In a dry run nothing is sent: every
+        record is ``dry-run``.
+
+        Args:
+            method: ``POST``, ``PUT``, ``PATCH`` or ``DELETE`` (any case).
+            items: :class:`WriteRequest` objects or ``(path, body)`` pairs; read in full and
+                checked before the first request.
+            batch: Send ``$batch`` envelopes instead of one request per record.
+            batch_size: Records per envelope (default ``batch-handling.update-batch-size``;
+                Graph takes at most 20, Business Central 100).
+            max_workers: Threads: requests in flight (default 8), or envelopes in flight in
+                batch mode (default 1).
+            report: ``(directory, filename)``: save the report there through ``save()``
+                (format from the extension), however the call ends.
+
+        Returns:
+            The :class:`WriteReport`, one result per item in input order.
+
+        Raises:
+            ValidationError: ``method``, ``batch_size`` or an item is not valid (nothing sent).
+            FileOperationError: The report could not be saved.
+
+        Example:
+            >>> report = api.write_many(                                     # doctest: +SKIP
+            ...     "PATCH",
+            ...     [WriteRequest(f"customers({c['id']})", {"blocked": "Invoice"},
+            ...                   key=c["number"], etag=c["@odata.etag"]) for c in overdue],
+            ...     report=("output", "blocked.csv"))
+            >>> report.raise_for_failures()  # exit 6 when any record failed or was not sent
+        """
+        return write_many(
+            self,
+            method,
+            items,
+            batch=batch,
+            batch_size=batch_size,
+            max_workers=max_workers,
+            report=report,
         )
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -382,4 +466,14 @@ class ApiManager(_ClosedOnExit):
             client.close()
 
 
-__all__ = ["ApiManager", "DeltaPull", "TxoRestAPI", "create_rest_api", "decode_body"]
+__all__ = [
+    "ApiManager",
+    "DeltaPull",
+    "TxoRestAPI",
+    "WriteReport",
+    "WriteRequest",
+    "WriteResult",
+    "create_rest_api",
+    "decode_body",
+    "load_write_report",
+]

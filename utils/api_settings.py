@@ -18,7 +18,12 @@ DEFAULTS: Mapping[str, Any] = {
         "async-max-wait": 300,
         "async-poll-interval": 5,
     },
-    "retry-strategy": {"max-retries": 3, "backoff-factor": 2.0, "max-wait-seconds": 300},
+    "retry-strategy": {
+        "max-retries": 3,
+        "backoff-factor": 2.0,
+        "max-wait-seconds": 300,
+        "idempotency-keys": False,
+    },
     "jitter": {"min-factor": 0.8, "max-factor": 1.2},
     "rate-limiting": {"enabled": True, "calls-per-second": 10, "burst-size": 1},
     "circuit-breaker": {"enabled": True, "failure-threshold": 5, "timeout-seconds": 60},
@@ -48,8 +53,8 @@ def behavior(config: Mapping[str, Any]) -> dict[str, Any]:
 
     Example:
         >>> behavior({"script-behavior": {"retry-strategy": {"max-retries": 1}}})[
-        ...     "retry-strategy"]
-        {'max-retries': 1, 'backoff-factor': 2.0, 'max-wait-seconds': 300}
+        ...     "retry-strategy"]["max-retries"]
+        1
     """
     given = config.get("script-behavior") or {}
     return _merged(DEFAULTS, given)

@@ -184,11 +184,26 @@ def server_message(response: requests.Response) -> str:
         At most :data:`MAX_SERVER_MESSAGE_CHARS` characters, or ``""`` when the body is empty.
     """
     text = response.text or ""
-    found: Any = None
     try:
         body = json.loads(text) if text.strip() else None
     except ValueError:
         body = None
+    return message_in(body, text)
+
+
+def message_in(body: Any, text: str | None = None) -> str:
+    """The server's own error text in a parsed body: OData/Graph ``error.message`` (or a
+    ``message``-like field), else ``text`` (the raw body); redacted and shortened.
+
+    Args:
+        body: The parsed JSON body (a dict, or anything else), e.g. a ``$batch`` item's.
+        text: The raw body, used when no message field is found (default: ``body`` as text).
+
+    Example:
+        >>> message_in({"error": {"code": "Request_EntityChanged", "message": "Changed."}})
+        'Changed.'
+    """
+    found: Any = None
     # OData / Graph nest it: {"error": {"code": ..., "message": ...}}
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
         body = body["error"]
@@ -197,6 +212,8 @@ def server_message(response: requests.Response) -> str:
             if body.get(key):
                 found = body[key]
                 break
+    if text is None:
+        text = "" if body is None else body if isinstance(body, str) else json.dumps(body)
     message = text if found is None else (found if isinstance(found, str) else json.dumps(found))
     message = " ".join(message.split())
     if len(message) > MAX_SERVER_MESSAGE_CHARS:

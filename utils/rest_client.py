@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -40,11 +41,12 @@ from utils.http_errors import (
 )
 from utils.http_origin import OriginBoundSession, origin_of
 from utils.retry_policy import (
-    RETRY_AFTER_STATUSES,
     RetryPolicy,
     TransportFailure,
+    Verdict,
     classify_exception,
     parse_retry_after,
+    retry_after_of,
 )
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,22 @@ HTTP_CLIENT_ERROR = 400
 HTTP_SERVER_ERROR = 500
 USER_AGENT = "txo-batch-toolkit"
 BEARER_PREFIX = "Bearer "
+
+
+@dataclass
+class CallRecord:
+    """What one call sent and last heard, for callers that account per call (write-back).
+
+    Attributes:
+        attempts: Requests actually sent (a request an open breaker or a stopping run refused
+            is not counted; the repeat after a 401 token refresh is).
+        response: The last response received, whatever its status (None when none came).
+        refreshed: The token was refreshed once for this call already.
+    """
+
+    attempts: int = 0
+    response: requests.Response | None = None
+    refreshed: bool = False
 
 
 class RestTransport:
@@ -180,7 +198,7 @@ class RestTransport:
 
     # -- one request ------------------------------------------------------------------------
     def _send_once(
-        self, method: str, url: str, headers: dict[str, str], **kwargs: Any
+        self, method: str, url: str, headers: dict[str, str], call: CallRecord, **kwargs: Any
     ) -> requests.Response:
         self._check_may_send(method, url)
         breaker = self.breaker
@@ -200,6 +218,7 @@ class RestTransport:
                 breaker.confirm(is_trial)
             self._check_may_send(method, url)  # the waits above may have outlasted the run
             run_stats.increment(run_stats.API_CALLS)
+            call.attempts += 1
             response = self.session.request(
                 method, url, headers=headers, timeout=(self.timeout, self.timeout), **kwargs
             )
@@ -220,7 +239,13 @@ class RestTransport:
                 breaker.record_failure()
             else:
                 breaker.record_success()
+        call.response = response
         return response
+
+    def pause(self, seconds: float) -> None:
+        """Sleep ``seconds`` with the client's sleep: ends at once, with an error, when the
+        run is asked to stop (or with the injected sleep of a test)."""
+        self._sleep(seconds)
 
     def _wait(self, method: str, url: str, retry: int, retry_after: float | None, why: str) -> None:
         delay = self.policy.delay(retry, retry_after)
@@ -244,6 +269,97 @@ class RestTransport:
         )
         self._sleep(delay)
 
+    def prepare(
+        self, method: str, json_body: Any, headers: Mapping[str, str] | None
+    ) -> tuple[dict[str, str], bytes | None]:
+        """The headers and encoded body of a call: JSON encoded once (not once per retry),
+        ``Content-Type`` set when there is a body, an ``Idempotency-Key`` when configured.
+
+        Raises:
+            ValidationError: The body has no JSON form (nothing is sent).
+        """
+        base_headers = self.policy.with_idempotency_key(method, headers or {})
+        body = None
+        if json_body is not None:
+            body = encode_json(json_body)
+            if not any(name.lower() == "content-type" for name in base_headers):
+                base_headers["Content-Type"] = JSON_CONTENT_TYPE
+        return base_headers, body
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: bytes | None = None,
+        call: CallRecord | None = None,
+    ) -> requests.Response:
+        """One request of a call, with its bearer token; no retry but the one after a 401.
+
+        A 401 to a request that carried the token refreshes it once per call (``call``) and
+        sends the request again; any other answer is returned as it is, whatever its status.
+
+        Args:
+            method: HTTP method, upper case.
+            url: Absolute URL.
+            headers: Request headers (without ``Authorization``).
+            params: Query parameters.
+            body: The encoded body (see :meth:`prepare`).
+            call: The call's record (attempts, last response, refresh done).
+
+        Raises:
+            requests.RequestException: No (usable) answer arrived; the caller classifies it.
+            CircuitOpenError: The breaker refused the request (nothing was sent).
+            ApiOperationError: The run is stopping or the client is closed (nothing sent).
+            ApiAuthenticationError: 401 and no refresh possible, or 401 again after it.
+        """
+        call = call if call is not None else CallRecord()
+        # The query is encoded here, once, RFC 3986 style (a space is %20, never +): the URL
+        # sent, logged and shown in errors is this one (see utils.http_errors.encode_query).
+        url = url_with_params(url, params)
+        while True:
+            token = self._token if self.sends_token_to(url) else None
+            sent_headers = dict(headers)
+            if token:
+                sent_headers["Authorization"] = f"Bearer {token}"
+            started = self._clock()
+            try:
+                response = self._send_once(method, url, sent_headers, call, data=body)
+            except requests.RequestException as err:
+                log.debug(
+                    "%s %s -> %s (%s) on attempt %d",
+                    method,
+                    LazySafeUrl(url),
+                    type(err).__name__,
+                    classify_exception(err).value,
+                    call.attempts,
+                )
+                raise
+            status = response.status_code
+            log.debug(
+                "%s %s -> %d on attempt %d (%.0f ms)",
+                method,
+                LazySafeUrl(response.url or url),
+                status,
+                call.attempts,
+                (self._clock() - started) * 1000,
+            )
+            if status == HTTP_TOO_MANY_REQUESTS:
+                run_stats.increment(run_stats.RATE_LIMITED)
+            if status != HTTP_UNAUTHORIZED:
+                return response
+            if token is None or call.refreshed:
+                raise auth_error(
+                    response,
+                    method,
+                    response.url or url,
+                    refreshed=call.refreshed,
+                )
+            self._refresh_token(token, response, method)
+            call.refreshed = True  # the repeat after a refresh is outside the retry budget
+
     def execute(
         self,
         method: str,
@@ -252,6 +368,7 @@ class RestTransport:
         params: Mapping[str, Any] | None = None,
         json_body: Any = None,
         headers: Mapping[str, str] | None = None,
+        call: CallRecord | None = None,
     ) -> requests.Response:
         """Send one call with its retries; return the final response below 400.
 
@@ -260,7 +377,9 @@ class RestTransport:
             url: Absolute URL.
             params: Query parameters.
             json_body: JSON body (None: no body); see :func:`utils.http_body.encode_json`.
-            headers: Extra request headers.
+            headers: Extra request headers; ``If-Match`` on a PATCH or ``Idempotency-Key``
+                on a POST makes the call idempotent (retried like PUT).
+            call: Filled in with what the call sent and last heard (write-back reports).
 
         Raises:
             ApiOperationError: The final answer is an error, or no answer arrived (a
@@ -268,14 +387,9 @@ class RestTransport:
                 and too long ``Retry-After`` waits, :class:`CircuitOpenError` when open).
             ApiAuthenticationError: 401 and no refresh possible, or 401 again after it.
         """
-        attempt = 0
-        refreshed = False
-        base_headers = dict(headers or {})
-        body = None
-        if json_body is not None:
-            body = encode_json(json_body)  # once, not once per retry
-            if not any(name.lower() == "content-type" for name in base_headers):
-                base_headers["Content-Type"] = JSON_CONTENT_TYPE
+        call = call if call is not None else CallRecord()
+        base_headers, body = self.prepare(method, json_body, headers)
+        attempt = 0  # the retry budget's count: the repeat after a 401 refresh is outside it
 
         # The query is encoded here, once, RFC 3986 style (a space is %20, never +): the URL
         # sent, logged and shown in errors is this one (see utils.http_errors.encode_query).
@@ -286,24 +400,12 @@ class RestTransport:
 
         while True:
             attempt += 1
-            token = self._token if self.sends_token_to(url) else None
-            sent_headers = dict(base_headers)
-            if token:
-                sent_headers["Authorization"] = f"Bearer {token}"
-            started = self._clock()
             try:
-                response = self._send_once(method, url, sent_headers, data=body)
+                response = self.send(method, url, base_headers, body=body, call=call)
             except requests.RequestException as err:
                 kind = classify_exception(err)
-                log.debug(
-                    "%s %s -> %s (%s) on attempt %d",
-                    method,
-                    LazySafeUrl(url),
-                    type(err).__name__,
-                    kind.value,
-                    attempt,
-                )
-                if not self.policy.should_retry(method, kind, attempt):
+                verdict = self.policy.decide(method, kind, attempt, headers=base_headers)
+                if verdict is not Verdict.RETRY:
                     log.debug("%s %s: no retry after %s", method, LazySafeUrl(url), kind.value)
                     raise transport_error(
                         err,
@@ -316,56 +418,37 @@ class RestTransport:
                 self._wait(method, shown_url(), attempt, None, type(err).__name__)
                 continue
             status = response.status_code
-            log.debug(
-                "%s %s -> %d on attempt %d (%.0f ms)",
-                method,
-                LazySafeUrl(response.url or url),
-                status,
-                attempt,
-                (self._clock() - started) * 1000,
-            )
             if status < HTTP_CLIENT_ERROR:
                 return response
-            if status == HTTP_TOO_MANY_REQUESTS:
-                run_stats.increment(run_stats.RATE_LIMITED)
-            if status == HTTP_UNAUTHORIZED:
-                if token is None or refreshed:
-                    raise auth_error(
-                        response, method, response.url or shown_url(), refreshed=refreshed
-                    )
-                self._refresh_token(token, response, method)
-                refreshed = True
-                attempt -= 1  # the retry after a refresh is outside the retry budget
+            retry_after = retry_after_of(status, response.headers, self._wall_clock())
+            verdict = self.policy.decide(
+                method, status, attempt, retry_after=retry_after, headers=base_headers
+            )
+            if verdict is Verdict.RETRY:
+                self._wait(method, shown_url(), attempt, retry_after, f"HTTP {status}")
                 continue
-            retry_after = None
-            if status in RETRY_AFTER_STATUSES:
-                retry_after = parse_retry_after(
-                    response.headers.get("Retry-After"), self._wall_clock()
+            if verdict is Verdict.WAIT_TOO_LONG:
+                raise rate_limit_error(
+                    method,
+                    shown_url(),
+                    retry_after,
+                    too_long=True,
+                    max_wait=self.policy.max_wait_seconds,
+                    status_code=status,
                 )
-            if self.policy.is_retryable(method, status, retry_after=retry_after):
-                if self.policy.exceeds_max_wait(retry_after):
-                    raise rate_limit_error(
-                        method,
-                        shown_url(),
-                        retry_after,
-                        too_long=True,
-                        max_wait=self.policy.max_wait_seconds,
-                        status_code=status,
-                    )
-                if self.policy.should_retry(method, status, attempt, retry_after=retry_after):
-                    self._wait(method, shown_url(), attempt, retry_after, f"HTTP {status}")
-                    continue
-                if status == HTTP_TOO_MANY_REQUESTS:
-                    raise rate_limit_error(
-                        method, shown_url(), retry_after, too_long=False, max_wait=0.0
-                    )
+            if verdict is Verdict.EXHAUSTED and status == HTTP_TOO_MANY_REQUESTS:
+                raise rate_limit_error(
+                    method, shown_url(), retry_after, too_long=False, max_wait=0.0
+                )
             log.debug(
                 "%s %s: HTTP %d is final (attempt %d)", method, LazySafeUrl(url), status, attempt
             )
             raise status_error(response, method, response.url or shown_url(), attempt)
 
     # -- a call, with 202 polling ------------------------------------------------------------
-    def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+    def request(
+        self, method: str, url: str, *, call: CallRecord | None = None, **kwargs: Any
+    ) -> requests.Response:
         """:meth:`execute`, then poll a 202 Accepted until its operation finishes.
 
         The ``Location`` of a 202 (absolute, or relative to the URL of the request that
@@ -374,11 +457,17 @@ class RestTransport:
         ``Location`` has nothing to poll and is returned as it is; a poll answering 202 without
         ``Location`` is polled again at the same URL.
 
+        Args:
+            method: HTTP method, upper case.
+            url: Absolute URL.
+            call: Filled in with what the call itself sent (the polls are not counted).
+            **kwargs: ``params``, ``json_body``, ``headers`` of :meth:`execute`.
+
         Raises:
             ApiTimeoutError: Still 202 ``async-max-wait`` seconds after the first 202; its
                 ``method`` and ``url`` are those of the call, the poll URL is in the message.
         """
-        response = self.execute(method, url, **kwargs)
+        response = self.execute(method, url, call=call, **kwargs)  # polls are not counted
         if response.status_code != HTTP_ACCEPTED or not response.headers.get("Location"):
             return response
         deadline = self._clock() + self.async_max_wait

@@ -2,7 +2,13 @@
 
 Nothing here does I/O or sleeps; :class:`RetryPolicy` answers "retry this?" and "wait how
 long?" so the rules can be tested without a network, and the client's loop stays the one and
-only retry layer (its ``HTTPAdapter`` runs with ``max_retries=0``).
+only retry layer (its ``HTTPAdapter`` runs with ``max_retries=0``). Every retrying caller asks
+:meth:`RetryPolicy.decide`: single calls, and each item of a write-back, batched or not.
+
+Idempotency is a property of the call, not only of its method: PUT, DELETE (and GET, HEAD,
+OPTIONS) always are; a PATCH that carries ``If-Match`` is (a repeat of an applied change fails
+the precondition instead of applying twice), and so is a POST that carries
+``Idempotency-Key`` (the server recognises the repeat).
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import enum
 import math
 import random
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
@@ -23,6 +30,9 @@ from utils.api_settings import behavior
 
 IDEMPOTENT_METHODS = frozenset({"GET", "PUT", "DELETE", "HEAD", "OPTIONS"})
 """Methods that may be repeated after any transient failure."""
+IDEMPOTENT_WITH_HEADER = {"PATCH": "if-match", "POST": "idempotency-key"}
+"""Methods made idempotent by a request header (lower case): the call may then be repeated."""
+IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 RETRY_STATUSES_IDEMPOTENT = frozenset({429, 500, 502, 503, 504})
 """Statuses retried for :data:`IDEMPOTENT_METHODS`."""
 RETRY_AFTER_STATUSES = frozenset({429, 503})
@@ -120,6 +130,54 @@ Outcome = int | BaseException | TransportFailure
 """What an attempt produced: an HTTP status, a transport exception, or its kind."""
 
 
+def is_idempotent(method: str, headers: Mapping[str, str] | None = None) -> bool:
+    """Whether a call may be repeated after a failure that may have been applied.
+
+    Args:
+        method: HTTP method (any case).
+        headers: The call's request headers (any case of names).
+
+    Example:
+        >>> is_idempotent("PUT"), is_idempotent("PATCH"), is_idempotent("PATCH", {"If-Match": "*"})
+        (True, False, True)
+    """
+    verb = method.upper()
+    if verb in IDEMPOTENT_METHODS:
+        return True
+    needed = IDEMPOTENT_WITH_HEADER.get(verb)
+    return needed is not None and any(name.lower() == needed for name in headers or ())
+
+
+def retry_after_of(status: int, headers: Mapping[str, str], now: float) -> float | None:
+    """The ``Retry-After`` hint of an answer, in seconds; only 429 and 503 carry one.
+
+    Args:
+        status: The HTTP status.
+        headers: The answer's headers (a case-insensitive mapping, or any case of
+            ``Retry-After``).
+        now: The current Unix time, for HTTP-dates.
+    """
+    if status not in RETRY_AFTER_STATUSES:
+        return None
+    value = headers.get("Retry-After")
+    if value is None:
+        value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+    return parse_retry_after(None if value is None else str(value), now)
+
+
+class Verdict(enum.Enum):
+    """What to do after a failed attempt (see :meth:`RetryPolicy.decide`)."""
+
+    RETRY = "retry"
+    """Send the call again, after :meth:`RetryPolicy.delay`."""
+    FINAL = "final"
+    """Not worth repeating for this call: the answer stands."""
+    EXHAUSTED = "exhausted"
+    """Worth repeating, but the call has used its ``max-retries``."""
+    WAIT_TOO_LONG = "wait-too-long"
+    """The server asks for a wait beyond ``max-wait-seconds``: give up at once."""
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """The retry rules of one client, as an immutable value.
@@ -130,6 +188,8 @@ class RetryPolicy:
         max_wait_seconds: A ``Retry-After`` longer than this fails at once.
         jitter_min: Lower bound of the random factor applied to a delay.
         jitter_max: Upper bound of the random factor applied to a delay.
+        idempotency_keys: Give every POST a fresh ``Idempotency-Key`` (config
+            ``retry-strategy.idempotency-keys``), which makes it retryable.
     """
 
     max_retries: int = 3
@@ -137,6 +197,7 @@ class RetryPolicy:
     max_wait_seconds: float = DEFAULT_MAX_WAIT_SECONDS
     jitter_min: float = 0.8
     jitter_max: float = 1.2
+    idempotency_keys: bool = False
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> RetryPolicy:
@@ -154,24 +215,46 @@ class RetryPolicy:
             max_wait_seconds=float(strategy["max-wait-seconds"]),
             jitter_min=float(jitter["min-factor"]),
             jitter_max=float(jitter["max-factor"]),
+            idempotency_keys=bool(strategy["idempotency-keys"]),
         )
 
-    def is_retryable(
-        self, method: str, outcome: Outcome, *, retry_after: float | None = None
-    ) -> bool:
-        """Whether this kind of outcome is worth repeating for ``method`` (budget aside).
+    def with_idempotency_key(self, method: str, headers: Mapping[str, str]) -> dict[str, str]:
+        """``headers`` plus a fresh UUID ``Idempotency-Key`` when this call should carry one.
 
-        GET, PUT, DELETE, HEAD and OPTIONS: 429, 500, 502, 503, 504, connection, protocol
-        and timeout failures. POST and PATCH (not idempotent): only 429, 503 with a usable
-        ``Retry-After``, and failures to connect (the request never left).
+        Only for a POST, only with ``idempotency_keys`` on, and never over a key the caller
+        set. Call it once per call (or write-back item): its retries reuse the same key.
+        """
+        out = dict(headers)
+        if (
+            self.idempotency_keys
+            and method.upper() == "POST"
+            and not any(name.lower() == IDEMPOTENCY_KEY_HEADER.lower() for name in out)
+        ):
+            out[IDEMPOTENCY_KEY_HEADER] = str(uuid.uuid4())
+        return out
+
+    def is_retryable(
+        self,
+        method: str,
+        outcome: Outcome,
+        *,
+        retry_after: float | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> bool:
+        """Whether this kind of outcome is worth repeating for the call (budget aside).
+
+        Idempotent calls (:func:`is_idempotent`: GET, PUT, DELETE, HEAD, OPTIONS, a PATCH
+        with ``If-Match``, a POST with ``Idempotency-Key``): 429, 500, 502, 503, 504,
+        connection, protocol and timeout failures. Other POST and PATCH calls: only 429, 503
+        with a usable ``Retry-After``, and failures to connect (the request never left).
 
         Args:
             method: HTTP method (any case).
             outcome: The HTTP status, the exception raised, or its :class:`TransportFailure`.
             retry_after: The parsed ``Retry-After`` of the response (None when absent).
+            headers: The call's request headers, which may make it idempotent.
         """
-        verb = method.upper()
-        idempotent = verb in IDEMPOTENT_METHODS
+        idempotent = is_idempotent(method, headers)
         if isinstance(outcome, BaseException):
             outcome = classify_exception(outcome)
         if isinstance(outcome, TransportFailure):
@@ -185,7 +268,13 @@ class RetryPolicy:
         return outcome == SERVICE_UNAVAILABLE and retry_after is not None
 
     def should_retry(
-        self, method: str, outcome: Outcome, attempt: int, *, retry_after: float | None = None
+        self,
+        method: str,
+        outcome: Outcome,
+        attempt: int,
+        *,
+        retry_after: float | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> bool:
         """Whether to send attempt ``attempt + 1`` after ``outcome`` of attempt ``attempt``.
 
@@ -194,6 +283,7 @@ class RetryPolicy:
             outcome: The HTTP status, the exception raised, or its :class:`TransportFailure`.
             attempt: How many attempts were made so far (1 after the first request).
             retry_after: The parsed ``Retry-After`` of the response (None when absent).
+            headers: The call's request headers, which may make it idempotent.
 
         Example:
             >>> p = RetryPolicy(max_retries=2)
@@ -202,9 +292,46 @@ class RetryPolicy:
             >>> p.should_retry("POST", 500, 1)
             False
         """
+        return (
+            self.decide(method, outcome, attempt, retry_after=retry_after, headers=headers)
+            is Verdict.RETRY
+        )
+
+    def decide(
+        self,
+        method: str,
+        outcome: Outcome,
+        attempt: int,
+        *,
+        retry_after: float | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Verdict:
+        """The one retry decision of the toolkit, after ``outcome`` of attempt ``attempt``.
+
+        In order: an outcome not worth repeating for this call is ``FINAL``; a
+        ``Retry-After`` beyond ``max_wait_seconds`` is ``WAIT_TOO_LONG``; a call that has
+        made ``1 + max_retries`` attempts is ``EXHAUSTED``; else ``RETRY``.
+
+        Args:
+            method: HTTP method (any case).
+            outcome: The HTTP status, the exception raised, or its :class:`TransportFailure`.
+            attempt: How many attempts were made so far (1 after the first request).
+            retry_after: The parsed ``Retry-After`` of the response (None when absent).
+            headers: The call's request headers, which may make it idempotent.
+
+        Example:
+            >>> RetryPolicy(max_retries=1).decide("PATCH", 500, 1, headers={"If-Match": "*"})
+            <Verdict.RETRY: 'retry'>
+            >>> RetryPolicy().decide("PATCH", 500, 1)
+            <Verdict.FINAL: 'final'>
+        """
+        if not self.is_retryable(method, outcome, retry_after=retry_after, headers=headers):
+            return Verdict.FINAL
+        if self.exceeds_max_wait(retry_after):
+            return Verdict.WAIT_TOO_LONG
         if attempt > self.max_retries:
-            return False
-        return self.is_retryable(method, outcome, retry_after=retry_after)
+            return Verdict.EXHAUSTED
+        return Verdict.RETRY
 
     def backoff(self, retry_number: int) -> float:
         """The un-jittered delay before retry ``retry_number`` (1-based), in seconds."""
