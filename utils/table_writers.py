@@ -15,7 +15,10 @@ columns are united and types promoted (a column that is all null in the first pa
 type from a later one). After it, a page missing a column gets empty values; a page with a new
 column, or a value that cannot be converted to the column's Parquet type without loss, is a
 ``ValidationError`` — pass ``columns=`` (CSV) or ``schema=`` (a ``pyarrow.Schema``, Parquet)
-to fix the columns up front. An empty stream writes an empty CSV file
+to fix the columns up front. ``schema=`` may instead be a map of some columns to their types
+(``{"created": "timestamp[ms, UTC]", "amount": "decimal128(18, 2)"}``, see
+``utils._arrow_types``): those columns are converted to the type, the others keep the type
+inferred from their values (no guessing: ISO dates in text stay text unless named). An empty stream writes an empty CSV file
 (only the header when ``columns=`` is given) and a Parquet file with no rows (with the columns
 of ``schema=`` when given).
 """
@@ -30,6 +33,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from utils._arrow_types import MAP_EXAMPLE, cast_column, column_types
 from utils.exceptions import ValidationError
 from utils.json_encoding import unique_columns
 
@@ -46,11 +50,15 @@ SCHEMA_EXAMPLE = (
     'schema=pa.schema([("id", pa.int64()), ("note", pa.string())]))'
 )
 
+_PLAIN_DICT = frozenset({dict})
+
 Piece: TypeAlias = "list[Mapping[str, Any]] | pd.DataFrame"
 
 
 def check_records(records: list[Any], where: str) -> None:
     """Raise ``ValidationError`` unless every item of ``records`` is a dict."""
+    if set(map(type, records)) <= _PLAIN_DICT:  # a decoded page: one C-level pass, no ABC check
+        return
     for position, record in enumerate(records):
         if not isinstance(record, Mapping):
             raise ValidationError(
@@ -215,8 +223,9 @@ def records_to_table(records: list[Mapping[str, Any]], start: int = 0) -> pa.Tab
             too large for 64 bits.
     """
     try:
-        first = records[0].keys()
-        if all(r.keys() == first for r in records):
+        # from_pylist takes its columns from the first record: right when no record has a
+        # key the first lacks (a C-level union of the keys tells, without a loop per record)
+        if len(set().union(*records)) == len(records[0]):
             return pa.Table.from_pylist(records)
         names = dict.fromkeys(k for r in records for k in r)
         return pa.Table.from_pydict({k: [r.get(k) for r in records] for k in names})
@@ -301,30 +310,89 @@ def write_parquet(
         ) from err
 
 
+def _schema_option(schema: Any) -> tuple[pa.Schema | None, dict[str, pa.DataType]]:
+    """``schema=`` as (a whole schema, or None; the types of named columns)."""
+    if schema is None or isinstance(schema, pa.Schema):
+        return schema, {}
+    if isinstance(schema, Mapping):
+        return None, column_types(schema)
+    raise ValidationError(
+        f"schema= is a {type(schema).__name__}: it takes a pyarrow.Schema (every column) or a "
+        "map of column names to types (those columns only).",
+        "Pass a dict of column types, or build a pyarrow.Schema.",
+        MAP_EXAMPLE,
+    )
+
+
+def with_types(table: pa.Table, types: Mapping[str, pa.DataType], start: int) -> pa.Table:
+    """``table`` with each column named in ``types`` converted to its type.
+
+    Raises:
+        ValidationError: A value does not convert (the column, its type and the target named).
+    """
+    for name, target in types.items():
+        index = table.schema.get_field_index(name)
+        if index < 0 or table.schema.field(index).type == target:
+            continue
+        column = table.column(index)
+        try:
+            converted = cast_column(column, target)
+        except ARROW_ERRORS as err:
+            raise ValidationError(
+                f"Column {name!r} in the rows from row {start:,} holds {column.type} values "
+                f"that do not convert to {target} (schema=): {err}.",
+                "Fix the values, or give the column a type they fit (ISO 8601 text for "
+                "timestamps and dates, digits for decimals).",
+                MAP_EXAMPLE,
+            ) from err
+        table = table.set_column(index, pa.field(name, target), converted)
+    return table
+
+
+def _check_named(types: Mapping[str, pa.DataType], columns: list[str]) -> None:
+    unknown = [name for name in types if name not in columns]
+    if unknown:
+        raise ValidationError(
+            f"schema= names column(s) {unknown} that the data does not have (its first rows "
+            f"have: {', '.join(map(str, columns))}).",
+            "Correct the column names in schema=, or drop the ones the data never has.",
+            MAP_EXAMPLE,
+        )
+
+
 def _write_parquet(
     path: Path, data: pd.DataFrame | list[Any] | Iterator[Any], kwargs: dict[str, Any]
 ) -> None:
+    schema, types = _schema_option(kwargs.pop("schema", None))
     if isinstance(data, pd.DataFrame):
         unique_columns(data, "a Parquet file")
         try:
-            data.to_parquet(path, engine="pyarrow", **kwargs)
+            if not types:
+                data.to_parquet(path, engine="pyarrow", schema=schema, **kwargs)
+                return
+            _check_named(types, [str(c) for c in data.columns])
+            table = pa.Table.from_pandas(data, preserve_index=kwargs.pop("index", None))
         except ARROW_ERRORS as err:
             raise _arrow_error(err, 0) from err
+        pq.write_table(with_types(table, types, 0), path, **kwargs)
         return
-    schema: pa.Schema | None = kwargs.pop("schema", None)
     group_rows = int(kwargs.pop("row_group_size", None) or PARQUET_ROW_GROUP_ROWS)
     kwargs.pop("index", None)
     if isinstance(data, list):
         table = records_to_table(data) if data else pa.table({})
+        if types:
+            _check_named(types, table.column_names)
+            table = with_types(table, types, 0)
         pq.write_table(conform(table, schema, 0) if schema is not None else table, path, **kwargs)
         return
-    _write_parquet_stream(path, data, schema, group_rows, kwargs)
+    _write_parquet_stream(path, data, schema, types, group_rows, kwargs)
 
 
 def _write_parquet_stream(
     path: Path,
     pages: Iterator[Any],
     schema: pa.Schema | None,
+    types: Mapping[str, pa.DataType],
     group_rows: int,
     options: dict[str, Any],
 ) -> None:
@@ -333,7 +401,7 @@ def _write_parquet_stream(
     pending_rows = pending_start = pending_bytes = 0
     try:
         for start, piece in iter_pieces(pages, LOOSE_RECORDS_BATCH):
-            table = _piece_table(piece, start)
+            table = with_types(_piece_table(piece, start), types, start)
             if writer is not None or schema is not None:
                 table = conform(table, writer.schema if writer else schema, start)
             if not pending:
@@ -345,12 +413,15 @@ def _write_parquet_stream(
                 continue
             group = _concat(pending, pending_start)
             if writer is None:
+                _check_named(types, group.column_names)
                 writer = pq.ParquetWriter(path, group.schema, **options)
             writer.write_table(group)
             pending, pending_rows, pending_bytes = [], 0, 0
         if writer is None:
             group = _concat(pending, pending_start) if pending else None
-            empty = schema if schema is not None else pa.schema([])
+            if group is not None:
+                _check_named(types, group.column_names)
+            empty = schema if schema is not None else pa.schema(list(types.items()))
             writer = pq.ParquetWriter(path, group.schema if group else empty, **options)
             if group is None:
                 writer.write_table(pa.Table.from_batches([], schema=empty))
