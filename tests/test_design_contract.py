@@ -142,6 +142,8 @@ LAYERS: dict[str, int] = {
     "json_encoding": 5,
     "excel_writer": 5,
     "table_writers": 5,
+    "_record_streams": 5,
+    "_arrow_types": 5,
     "save_formats": 5,
     "atomic_write": 5,
     "load_n_save": 5,

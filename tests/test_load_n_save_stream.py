@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from utils import table_writers
+from utils import _record_streams
 from utils.exceptions import ValidationError
 from utils.load_n_save import TxoDataHandler
 
@@ -145,7 +147,7 @@ def test_parquet_list_with_a_schema(root: Path, handler: TxoDataHandler) -> None
 
 @pytest.fixture
 def small_csv_batches(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(table_writers, "CSV_BATCH_ROWS", 3)
+    monkeypatch.setattr(_record_streams, "CSV_BATCH_ROWS", 3)
 
 
 def test_csv_stream_writes_the_header_once_and_every_row(
@@ -327,3 +329,43 @@ def test_parquet_schema_map_applies_to_lists_and_dataframes(
         path = handler.save(data, "output", name, schema=types)
         assert pq.read_schema(path).field("created").type == pa.timestamp("ms", tz="UTC")
     assert handler.load_parquet("output", "f.parquet")["id"].tolist() == [1]
+
+
+# --- CSV of records: the csv module, pandas' text ----------------------------------------------
+AWKWARD = [
+    {"id": 1, "name": "Zoë, \"the\" first", "note": "two\nlines", "ok": True, "x": 1.5},
+    {"id": 2, "name": "", "note": None, "ok": False, "x": 2.25, "tags": ["a", "b"]},
+    {"id": 3, "name": "semi;colon", "ok": None, "x": None, "big": 2**70, "d": Decimal("1.10")},
+    {"id": 4, "name": "nan", "note": "NaT", "x": float("nan"), "when": dt.date(2024, 1, 2)},
+]
+
+
+@pytest.mark.parametrize("sep", [",", ";"])
+@pytest.mark.parametrize("page_size", [1, 2, 4])
+def test_csv_of_records_is_the_text_pandas_writes(
+    root: Path, handler: TxoDataHandler, sep: str, page_size: int
+) -> None:
+    chunks = [AWKWARD[i : i + page_size] for i in range(0, len(AWKWARD), page_size)]
+    path = handler.save(iter(chunks), "output", "r.csv", sep=sep)
+    expected = pd.DataFrame(AWKWARD).to_csv(index=False, sep=sep)
+    assert path.read_text(encoding="utf-8") == expected
+    assert handler.save(list(AWKWARD), "output", "l.csv", sep=sep).read_text() == expected
+
+
+def test_csv_of_records_writes_each_number_as_python_writes_it(
+    root: Path, handler: TxoDataHandler
+) -> None:
+    # pandas would make the column float64 (100.0) and, with a gap, Int64 (2): value by value,
+    # an int stays an int and a float keeps its point, whatever the other rows hold.
+    data = [{"amount": 100, "rate": 2.0}, {"amount": 12.5, "rate": None}]
+    path = handler.save(iter([data]), "output", "n.csv")
+    assert path.read_text() == "amount,rate\n100,2.0\n12.5,\n"
+
+
+def test_csv_first_batch_pads_rows_written_before_a_column_appeared(
+    root: Path, handler: TxoDataHandler, small_csv_batches: None
+) -> None:
+    data = pages([{"a": "x,y"}], [{"a": "z", "b": 1}], [{"a": "w", "b": 2}], [{"a": "v"}])
+    assert handler.save(data, "output", "p.csv").read_text() == (
+        'a,b\n"x,y",\nz,1\nw,2\nv,\n'
+    )
