@@ -40,8 +40,15 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "bench.page_server", "--port", str(port), "--records",
-         str(args.records)],
+        [
+            sys.executable,
+            "-m",
+            "bench.page_server",
+            "--port",
+            str(port),
+            "--records",
+            str(args.records),
+        ],
         cwd=REPO,
         stdout=subprocess.PIPE,
         text=True,
@@ -61,8 +68,16 @@ def main(argv: list[str]) -> int:
         with tempfile.TemporaryDirectory(prefix="profile-pull-", dir=REPO / "tmp") as scratch:
             (Path(scratch) / "output").mkdir()
             done = subprocess.run(
-                [sys.executable, "-c", probe, "toolkit", args.format, str(args.records),
-                 str(port), scratch],
+                [
+                    sys.executable,
+                    "-c",
+                    probe,
+                    "toolkit",
+                    args.format,
+                    str(args.records),
+                    str(port),
+                    scratch,
+                ],
                 cwd=args.tree,
                 env={**os.environ, "PYTHONPATH": str(args.tree)},
                 capture_output=True,
