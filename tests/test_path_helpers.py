@@ -36,7 +36,7 @@ def test_default_root_is_the_folder_holding_utils() -> None:
 
 
 def test_categories_are_exactly_the_documented_ones() -> None:
-    assert set(CATEGORIES) == {"config", "data", "output", "logs", "tmp", "schemas"}
+    assert set(CATEGORIES) == {"config", "data", "output", "logs", "tmp", "schemas", "state"}
 
 
 def test_subfolders_inside_the_category_are_allowed(root: Path) -> None:
