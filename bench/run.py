@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import platform
+import re
 import sys
 import traceback
 from importlib import metadata
@@ -77,6 +78,17 @@ READING = """\
 """
 
 
+GENERATED_SECTIONS = ("## Reading the table", "## Benchmarks that failed to run")
+
+
+def kept_sections(previous: str) -> str:
+    """The hand-written ``## `` sections of a previous RESULTS.md (profiles, analyses), which
+    a new run keeps after its own table and notes."""
+    parts = re.split(r"(?m)^(?=## )", previous)
+    kept = [p.rstrip() for p in parts[1:] if not p.startswith(GENERATED_SECTIONS)]
+    return "\n\n".join(kept)
+
+
 def render(rows: list[Row], errors: list[str], command: str) -> str:
     """Render the results table as Markdown."""
     out = [
@@ -130,7 +142,10 @@ def main(argv: list[str]) -> int:
         # A partial run must not replace the full table: print it instead.
         print(render(rows, errors, f"python -m bench.run {' '.join(argv)}"))
     else:
-        (BENCH_DIR / "RESULTS.md").write_text(render(rows, errors, "make bench"), encoding="utf-8")
+        results = BENCH_DIR / "RESULTS.md"
+        kept = kept_sections(results.read_text(encoding="utf-8")) if results.exists() else ""
+        text = render(rows, errors, "make bench") + (f"\n{kept}\n" if kept else "")
+        results.write_text(text, encoding="utf-8")
         print(f"Wrote {BENCH_DIR / 'RESULTS.md'}")
     return 1 if errors else 0
 

@@ -5,6 +5,7 @@ Its helpers, shared with the other ``test_api_*`` modules, are in ``tests/suppor
 
 from __future__ import annotations
 
+import base64
 import time
 from typing import Any
 from urllib.parse import parse_qs, quote
@@ -14,7 +15,7 @@ import pytest
 from tests.http_contract_support import hang_guard, header, other_origin, sequence
 from tests.support_api import TOKEN, json_response, make_config
 from tests.wiremock_server import WireMock
-from utils import run_stats
+from utils import http_body, run_stats
 from utils.api_factory import ApiManager, TxoRestAPI, create_rest_api
 from utils.exceptions import (
     ApiAuthenticationError,
@@ -579,3 +580,92 @@ def test_query_parameters_reach_the_server_percent_encoded_per_rfc_3986(
     )
     decoded = {name: entry["values"] for name, entry in seen["queryParams"].items()}
     assert decoded == {name: [value] for name, value in params.items()}
+
+
+# -- decoding: orjson where it agrees with the stdlib, the stdlib everywhere else ---------------
+ODATA_JSON = "application/json; odata.metadata=minimal; odata.streaming=true; charset=utf-8"
+DECODING_CASES: list[tuple[str, bytes, str | None]] = [
+    (
+        "plain OData page",
+        b'{"value": [{"id": 1, "n": "caf\xc3\xa9 \xf0\x9f\x98\x80"}]}',
+        ODATA_JSON,
+    ),
+    ("no charset", b'{"a": [1, 2.5, true, null, "x"]}', "application/json"),
+    ("integer beyond 64 bits", b'{"id": 123456789012345678901234567890}', "application/json"),
+    ("negative beyond 64 bits", b"[-9223372036854775809, 18446744073709551616]", ODATA_JSON),
+    ("64-bit edges", b"[-9223372036854775808, 18446744073709551615]", ODATA_JSON),
+    ("19-digit text", b'{"id": "1234567890123456789"}', ODATA_JSON),
+    ("NaN and Infinity", b'{"a": NaN, "b": Infinity, "c": -Infinity}', "application/json"),
+    ("beyond a double", b"[1e400, -1e400, 1e-400]", "application/json"),
+    ("numbers", b"[-0, -0.0, 1.0, 1E2, 0.1000000000000000055511151231257827, 5e-324]", ODATA_JSON),
+    ("byte-order mark", b'\xef\xbb\xbf{"a": 1}', "application/json"),
+    ("byte-order mark, utf-8 declared", b'\xef\xbb\xbf{"a": 1}', ODATA_JSON),
+    ("escaped lone surrogate", b'{"s": "\\ud800", "t": "\\udc00x"}', ODATA_JSON),
+    ("escaped pair", b'{"s": "\\ud83d\\ude00\\u00e9"}', ODATA_JSON),
+    ("raw lone surrogate", b'{"s": "\xed\xa0\x80"}', "application/json"),
+    ("raw lone surrogate, utf-8 declared", b'{"s": "\xed\xa0\x80"}', ODATA_JSON),
+    ("duplicate keys", b'{"a": 1, "b": 2, "a": 3}', ODATA_JSON),
+    ("latin-1 declared", b'{"n": "caf\xe9"}', "application/json; charset=iso-8859-1"),
+    ("cp1252 declared", b'{"n": "\x80 5"}', "application/json; charset=windows-1252"),
+    ("utf-16 with its mark", '{"n": "é"}'.encode("utf-16"), "application/json"),
+    ("utf-16-le without a mark", '{"n": "é"}'.encode("utf-16-le"), "application/json"),
+    ("utf-16 declared", '{"n": "é"}'.encode("utf-16"), "application/json; charset=utf-16"),
+    ("not utf-8, none declared", b'{"n": "caf\xe9"}', "application/json"),
+    ("broken JSON", b'{"a": [1, 2}', ODATA_JSON),
+    ("broken JSON, no content type", b'{"a": ', None),
+    ("JSON, no content type", b'{"a": 12345678901234567890123}', None),
+    ("vendor json type", b'{"data": {"id": "1"}}', "application/vnd.api+json"),
+]
+
+
+def _outcome(call: Any) -> str:
+    """What a call gave, exactly: repr shows types, key order, -0.0, nan and every digit."""
+    try:
+        return f"returned {call()!r}"
+    except ApiOperationError as err:
+        return f"raised {type(err).__name__}: {err}"
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [pytest.param(body, ct, id=name) for name, body, ct in DECODING_CASES],
+)
+def test_get_returns_exactly_what_the_stdlib_decoding_returns(
+    wiremock: WireMock,
+    api: TxoRestAPI,
+    monkeypatch: pytest.MonkeyPatch,
+    body: bytes,
+    content_type: str | None,
+) -> None:
+    response: dict[str, Any] = {"status": 200, "base64Body": base64.b64encode(body).decode()}
+    if content_type is not None:
+        response["headers"] = {"Content-Type": content_type}
+    wiremock.stub({"request": {"method": "GET", "urlPath": "/api/body"}, "response": response})
+    fast = _outcome(lambda: api.get("body"))
+    monkeypatch.setattr(http_body, "orjson", None)  # the stdlib path alone, as before orjson
+    stdlib = _outcome(lambda: api.get("body"))
+    assert fast == stdlib
+    assert wiremock.count("GET", url_path="/api/body") == 2
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[12345678901234567890]",
+        b'{"id": "1234567890123456789"}',
+        b"[NaN]",
+        b"[1e400]",
+        b'\xef\xbb\xbf{"a": 1}',
+        b'"\\ud800"',
+        b'"\xed\xa0\x80"',
+        b'{"n": "caf\xe9"}',
+        b'{"a": ',
+    ],
+)
+def test_fast_json_leaves_what_it_could_get_wrong_to_the_stdlib(body: bytes) -> None:
+    assert http_body.fast_json(body) is http_body.REFUSED
+
+
+def test_fast_json_decodes_an_ordinary_page_itself() -> None:
+    body = b'{"value": [{"id": 922337203685477580, "x": 0.1, "s": "\xc3\xa9"}]}'
+    assert http_body.fast_json(body) == {"value": [{"id": 922337203685477580, "x": 0.1, "s": "é"}]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import itertools
 import time
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 from tests.http_contract_support import hang_guard, header, other_origin, sequence
 from tests.support_api import TOKEN, json_response, make_config
 from tests.wiremock_server import WireMock
+from utils import http_body
 from utils.api_factory import TxoRestAPI, create_rest_api
 from utils.exceptions import ApiOperationError, ApiTimeoutError
 from utils.pagination import extract_records, next_link, parse_link_header
@@ -502,3 +504,22 @@ def test_delta_keeps_the_paging_rules_loops_and_token_origin(
     first, second = wiremock.requests()
     assert header(first, "Authorization") == f"Bearer {TOKEN}"
     assert header(second, "Authorization") is None  # another origin gets no token
+
+
+def test_pages_are_exactly_what_the_stdlib_decoding_gives(
+    wiremock: WireMock, api: TxoRestAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = (
+        b'{"value": [{"id": 12345678901234567890123, "x": 1.5}, {"id": 2, "x": 0.1}],'
+        b' "@odata.nextLink": "' + f"{wiremock.base_url}/api/items?page=2".encode() + b'"}'
+    )
+    second = b'\xef\xbb\xbf{"value": [{"id": 3, "s": "\\ud800", "a": 1, "a": 2, "x": NaN}]}'
+    for query, body in ((None, first), ({"page": "2"}, second)):
+        response = {"status": 200, "base64Body": base64.b64encode(body).decode()}
+        response["headers"] = {"Content-Type": "application/json; charset=utf-8"}
+        stub_page(wiremock, query, response)
+    fast = repr(list(api.iter_pages("items")))
+    monkeypatch.setattr(http_body, "orjson", None)  # the stdlib path alone
+    assert fast == repr(list(api.iter_pages("items")))
+    assert "12345678901234567890123" in fast and "nan" in fast and "'a': 2" in fast
+    assert wiremock.count("GET", url_path="/api/items") == 4

@@ -504,7 +504,7 @@ def test_loaders_take_options(root: Path, handler: TxoDataHandler) -> None:
 # --- start-up cost ------------------------------------------------------------------------
 
 
-def test_importing_load_n_save_and_saving_json_loads_no_dataframe_library() -> None:
+def test_importing_load_n_save_and_saving_json_or_csv_records_loads_no_dataframe_library() -> None:
     probe = (
         "import sys, tempfile, pathlib\n"
         "import utils.load_n_save as lns\n"
@@ -518,6 +518,8 @@ def test_importing_load_n_save_and_saving_json_loads_no_dataframe_library() -> N
         "lns.TxoDataHandler().save(row, 'tmp', 'a.json')\n"
         "lns.TxoDataHandler().save([row], 'tmp', 'a.jsonl')\n"
         "lns.TxoDataHandler().save('text', 'tmp', 'a.txt')\n"
+        "lns.TxoDataHandler().save([row], 'tmp', 'a.csv')\n"
+        "lns.TxoDataHandler().save(iter([[row], [row]]), 'tmp', 'b.csv')\n"
         "assert not [m for m in heavy if m in sys.modules]\n"
     )
     result = subprocess.run(

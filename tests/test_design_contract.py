@@ -144,6 +144,8 @@ LAYERS: dict[str, int] = {
     "_excel_layout": 5,
     "excel_writer": 5,
     "table_writers": 5,
+    "_record_streams": 5,
+    "_arrow_types": 5,
     "save_formats": 5,
     "atomic_write": 5,
     "_output_names": 5,

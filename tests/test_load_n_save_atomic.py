@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 import xlsxwriter.worksheet
 
-from utils import atomic_write, json_encoding, run_stats, table_writers
+from utils import _record_streams, atomic_write, json_encoding, run_stats
 from utils.exceptions import FileOperationError
 from utils.load_n_save import TxoDataHandler
 
@@ -74,7 +74,7 @@ def test_a_stream_failing_mid_write_leaves_the_previous_file_and_no_temp(
     ext: str,
     error: BaseException,
 ) -> None:
-    monkeypatch.setattr(table_writers, "CSV_BATCH_ROWS", 100)
+    monkeypatch.setattr(_record_streams, "CSV_BATCH_ROWS", 100)
     monkeypatch.setattr(json_encoding, "JSONL_BATCH_ROWS", 100)
     previous(root, f"report{ext}")
     seen: list[int] = []

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from utils import table_writers
+from utils import _record_streams
 from utils.exceptions import ValidationError
 from utils.load_n_save import TxoDataHandler
 
@@ -145,7 +147,7 @@ def test_parquet_list_with_a_schema(root: Path, handler: TxoDataHandler) -> None
 
 @pytest.fixture
 def small_csv_batches(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(table_writers, "CSV_BATCH_ROWS", 3)
+    monkeypatch.setattr(_record_streams, "CSV_BATCH_ROWS", 3)
 
 
 def test_csv_stream_writes_the_header_once_and_every_row(
@@ -240,4 +242,130 @@ def test_csv_keeps_whole_numbers_whole_and_fractions_as_written(
     data = [{"n": 7, "x": 1.5}, {"n": None, "x": None}, {"n": 2**40, "x": 2.0}]
     assert handler.save(data, "output", "w.csv").read_text() == (
         "n,x\n7,1.5\n,\n1099511627776,2.0\n"
+    )
+
+
+# --- Parquet column types by name (schema= map) ----------------------------------------------
+def orders() -> Iterator[list[dict[str, Any]]]:
+    yield [{"id": 1, "created": "2024-03-05T12:34:56.789Z", "amount": 12.3, "due": "2024-04-01"}]
+    yield [{"id": 2, "created": None, "amount": 7, "due": "2024-05-01"}]
+
+
+def test_parquet_schema_map_types_the_named_columns_and_guesses_nothing_else(
+    root: Path, handler: TxoDataHandler
+) -> None:
+    types = {"created": "timestamp[ms, UTC]", "amount": "decimal128(18, 2)"}
+    path = handler.save(orders(), "output", "o.parquet", schema=types)
+    table = pq.read_table(path)
+    assert table.schema.field("created").type == pa.timestamp("ms", tz="UTC")
+    assert table.schema.field("amount").type == pa.decimal128(18, 2)
+    assert table.schema.field("due").type == pa.string()  # looks like a date, stays text
+    assert table.schema.field("id").type == pa.int64()
+    rows = table.to_pylist()
+    assert [str(r["amount"]) for r in rows] == ["12.30", "7.00"]
+    assert rows[0]["created"].isoformat() == "2024-03-05T12:34:56.789000+00:00"
+    assert rows[1]["created"] is None
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("timestamp[us, tz=Europe/Amsterdam]", pa.timestamp("us", tz="Europe/Amsterdam")),
+        ("timestamp[ns]", pa.timestamp("ns")),
+        ("decimal(10, 3)", pa.decimal128(10, 3)),
+        ("decimal256(40,2)", pa.decimal256(40, 2)),
+        ("date32", pa.date32()),
+        ("float32", pa.float32()),
+        (pa.large_string(), pa.large_string()),
+    ],
+)
+def test_parquet_schema_map_takes_type_names_and_pyarrow_types(
+    root: Path, handler: TxoDataHandler, name: Any, expected: pa.DataType
+) -> None:
+    value = "2024-03-05" if expected == pa.date32() else "2024-03-05T00:00:00"
+    if pa.types.is_decimal(expected) or pa.types.is_floating(expected):
+        value = "1.5"
+    if pa.types.is_timestamp(expected) and expected.tz:
+        value = "2024-03-05T00:00:00Z"
+    path = handler.save([{"v": value}], "output", "t.parquet", schema={"v": name})
+    assert pq.read_schema(path).field("v").type == expected
+
+
+@pytest.mark.parametrize("bad", ["timestamp[minutes]", "datetime", "timestamp[ms, Mars/Base]", 5])
+def test_parquet_schema_map_with_an_unknown_type_names_it_and_lists_examples(
+    root: Path, handler: TxoDataHandler, bad: Any
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        handler.save(orders(), "output", "bad.parquet", schema={"created": bad})
+    assert f"the type {bad!r}" in info.value.what_went_wrong
+    assert "timestamp[ms, UTC]" in info.value.how_to_fix
+    assert "decimal128(18, 2)" in info.value.how_to_fix
+    assert visible(root) == []
+
+
+def test_parquet_schema_map_naming_a_missing_column_is_rejected(
+    root: Path, handler: TxoDataHandler
+) -> None:
+    with pytest.raises(ValidationError, match=r"names column\(s\) \['creatd'\]"):
+        handler.save(orders(), "output", "m.parquet", schema={"creatd": "timestamp[ms, UTC]"})
+    assert visible(root) == []
+
+
+def test_parquet_schema_map_value_that_does_not_convert_names_the_column(
+    root: Path, handler: TxoDataHandler
+) -> None:
+    data = pages([{"when": "2024-01-01T00:00:00Z"}], [{"when": "next tuesday"}])
+    with pytest.raises(ValidationError, match=r"Column 'when' in the rows from row 1 holds string"):
+        handler.save(data, "output", "w.parquet", schema={"when": "timestamp[ms, UTC]"})
+    assert visible(root) == []
+
+
+def test_parquet_schema_map_applies_to_lists_and_dataframes(
+    root: Path, handler: TxoDataHandler
+) -> None:
+    rows = [{"id": 1, "created": "2024-01-02T03:04:05Z"}]
+    types = {"created": "timestamp[ms, UTC]"}
+    for data, name in ((rows, "l.parquet"), (pd.DataFrame(rows), "f.parquet")):
+        path = handler.save(data, "output", name, schema=types)
+        assert pq.read_schema(path).field("created").type == pa.timestamp("ms", tz="UTC")
+    assert handler.load_parquet("output", "f.parquet")["id"].tolist() == [1]
+
+
+# --- CSV of records: the csv module, pandas' text ----------------------------------------------
+AWKWARD = [
+    {"id": 1, "name": "Zoë, \"the\" first", "note": "two\nlines", "ok": True, "x": 1.5},
+    {"id": 2, "name": "", "note": None, "ok": False, "x": 2.25, "tags": ["a", "b"]},
+    {"id": 3, "name": "semi;colon", "ok": None, "x": None, "big": 2**70, "d": Decimal("1.10")},
+    {"id": 4, "name": "nan", "note": "NaT", "x": float("nan"), "when": dt.date(2024, 1, 2)},
+]
+
+
+@pytest.mark.parametrize("sep", [",", ";"])
+@pytest.mark.parametrize("page_size", [1, 2, 4])
+def test_csv_of_records_is_the_text_pandas_writes(
+    root: Path, handler: TxoDataHandler, sep: str, page_size: int
+) -> None:
+    chunks = [AWKWARD[i : i + page_size] for i in range(0, len(AWKWARD), page_size)]
+    path = handler.save(iter(chunks), "output", "r.csv", sep=sep)
+    expected = pd.DataFrame(AWKWARD).to_csv(index=False, sep=sep)
+    assert path.read_text(encoding="utf-8") == expected
+    assert handler.save(list(AWKWARD), "output", "l.csv", sep=sep).read_text() == expected
+
+
+def test_csv_of_records_writes_each_number_as_python_writes_it(
+    root: Path, handler: TxoDataHandler
+) -> None:
+    # pandas would make the column float64 (100.0) and, with a gap, Int64 (2): value by value,
+    # an int stays an int and a float keeps its point, whatever the other rows hold.
+    data = [{"amount": 100, "rate": 2.0}, {"amount": 12.5, "rate": None}]
+    path = handler.save(iter([data]), "output", "n.csv")
+    assert path.read_text() == "amount,rate\n100,2.0\n12.5,\n"
+
+
+def test_csv_first_batch_pads_rows_written_before_a_column_appeared(
+    root: Path, handler: TxoDataHandler, small_csv_batches: None
+) -> None:
+    data = pages([{"a": "x,y"}], [{"a": "z", "b": 1}], [{"a": "w", "b": 2}], [{"a": "v"}])
+    assert handler.save(data, "output", "p.csv").read_text() == (
+        'a,b\n"x,y",\nz,1\nw,2\nv,\n'
     )

@@ -122,8 +122,9 @@ def extract_records(body: Any, page_url: str) -> list[Any]:
         return body
     if isinstance(body, dict):
         for key in RECORD_KEYS:
-            if isinstance(body.get(key), list):
-                return list(body[key])
+            records = body.get(key)
+            if isinstance(records, list):
+                return records  # the body is this page's own: no copy needed
     shown = safe_url(page_url)
     raise ApiOperationError(
         f"GET {shown} returned a page without a list of records "

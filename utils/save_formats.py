@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from utils import _record_streams
 from utils.exceptions import ValidationError
 from utils.json_encoding import encode, write_jsonl
 
@@ -206,6 +207,9 @@ def writer_for(data: Any, ext: str, kind: str, kwargs: dict[str, Any]) -> Callab
         sheets = _xlsx_sheets(data, kwargs)  # takes sheet_name= out of kwargs
         check_xlsx_options(sheets, **kwargs)  # a bad column name fails before any file exists
         return functools.partial(write_excel, sheets=sheets, **kwargs)
+    if ext == ".csv" and kind != "frame" and _record_streams.takes_options(kwargs):
+        # records need no pandas (nor its import time and memory): the csv module writes them
+        return functools.partial(_record_streams.write_csv, data=data, **kwargs)
     from utils import table_writers
 
     writer = table_writers.write_csv if ext == ".csv" else table_writers.write_parquet

@@ -1,23 +1,29 @@
-"""Writers for tables and streams of pages: CSV and Parquet, in bounded memory.
+"""Writers for tables and streams of pages that need pandas or pyarrow: Parquet, and CSV of a
+DataFrame (or with an option only ``DataFrame.to_csv`` takes).
 
-(JSON Lines, which needs no DataFrame library, is written by ``json_encoding.write_jsonl``.)
+(CSV of records is written by ``_record_streams.write_csv`` with the ``csv`` module, JSON
+Lines by ``json_encoding.write_jsonl``: neither needs a DataFrame library.)
 
 A *stream* is an iterator (a generator, ``api.iter_pages(...)``) whose items are pages: a list
-of dicts, a DataFrame, or a single dict (one record). Pages are regrouped into batches so that
-a stream of 100-record pages writes as fast as one DataFrame, and only one batch is held in
-memory at a time.
+of dicts, a DataFrame, or a single dict (one record), checked by
+``_record_streams.iter_pieces``. Pages are regrouped into batches so that a stream of
+100-record pages writes as fast as one DataFrame, and only one batch is held in memory at a
+time.
 
-Columns of a stream (CSV and Parquet) are fixed by the first batch: :data:`CSV_BATCH_ROWS` rows
-for CSV, the first row group for Parquet. A Parquet row group is cut, at a page boundary, once
-it holds ``row_group_size=`` rows (default :data:`PARQUET_ROW_GROUP_ROWS`) or
+Columns of a stream are fixed by the first batch: ``_record_streams.CSV_BATCH_ROWS`` rows for
+CSV, the first row group for Parquet. A Parquet row group is cut, at a page boundary, once it
+holds ``row_group_size=`` rows (default :data:`PARQUET_ROW_GROUP_ROWS`) or
 :data:`PARQUET_ROW_GROUP_BYTES` of data, whichever comes first. Within that first batch,
 columns are united and types promoted (a column that is all null in the first page takes its
 type from a later one). After it, a page missing a column gets empty values; a page with a new
 column, or a value that cannot be converted to the column's Parquet type without loss, is a
 ``ValidationError`` — pass ``columns=`` (CSV) or ``schema=`` (a ``pyarrow.Schema``, Parquet)
-to fix the columns up front. An empty stream writes an empty CSV file
-(only the header when ``columns=`` is given) and a Parquet file with no rows (with the columns
-of ``schema=`` when given).
+to fix the columns up front. ``schema=`` may instead map some columns to their types
+(``{"created": "timestamp[ms, UTC]", "amount": "decimal128(18, 2)"}``, see
+``utils._arrow_types``): those columns are converted to the type, the others keep the type
+inferred from their values (nothing is guessed: ISO dates in text stay text unless named).
+An empty stream writes an empty CSV file (only the header when ``columns=`` is given) and a
+Parquet file with no rows (with the columns of ``schema=`` when given).
 """
 
 from __future__ import annotations
@@ -30,109 +36,32 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from utils import _record_streams
+from utils._arrow_types import MAP_EXAMPLE, cast_column, column_types
+from utils._record_streams import (
+    LOOSE_RECORDS_BATCH,
+    SCHEMA_EXAMPLE,
+    integers_as_integers,
+    iter_pieces,
+    new_columns_error,
+)
 from utils.exceptions import ValidationError
 from utils.json_encoding import unique_columns
 
-CSV_BATCH_ROWS = 10_000
-LOOSE_RECORDS_BATCH = 10_000  # single-dict items gathered into pages of this many
-MAX_EXACT_FLOAT_INT = 2**53  # beyond it a float64 no longer holds every whole number exactly
 PARQUET_ROW_GROUP_ROWS = 65_536
 # A row group is also cut when its Arrow data reaches this size, so wide records keep the
-# writer's memory bounded too (the encoder holds a whole row group before writing it out).
-PARQUET_ROW_GROUP_BYTES = 8 * 1024 * 1024
+# writer's memory bounded too: the pending pages, their concatenation and the encoder's copy
+# of a whole row group are all held at once. 2 MB keeps a big pull's peak within ~10% of a
+# loop writing one row group per page (bench/RESULTS.md) with row groups 10-20x larger.
+PARQUET_ROW_GROUP_BYTES = 2 * 1024 * 1024
 ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError)
-SCHEMA_EXAMPLE = (
-    'handler.save(pages, "output", "orders.parquet", '
-    'schema=pa.schema([("id", pa.int64()), ("note", pa.string())]))'
-)
 
 Piece: TypeAlias = "list[Mapping[str, Any]] | pd.DataFrame"
-
-
-def check_records(records: list[Any], where: str) -> None:
-    """Raise ``ValidationError`` unless every item of ``records`` is a dict."""
-    for position, record in enumerate(records):
-        if not isinstance(record, Mapping):
-            raise ValidationError(
-                f"Item {position} of {where} is a {type(record).__name__}, not a dict: a table "
-                "needs one dict per row.",
-                "Pass a list of dicts (one per row), or a DataFrame.",
-                '[{"id": 1, "name": "Ada"}, {"id": 2, "name": "Lin"}]',
-            )
-
-
-def iter_pieces(pages: Iterator[Any], loose_batch: int) -> Iterator[tuple[int, Piece]]:
-    """Yield ``(first_row_number, piece)`` for each non-empty page of ``pages``.
-
-    Single dicts are gathered into lists of up to ``loose_batch`` records.
-
-    Raises:
-        ValidationError: A page is neither a dict, a list of dicts nor a DataFrame.
-    """
-    row = 0
-    loose: list[Mapping[str, Any]] = []
-    for number, page in enumerate(pages, start=1):
-        if isinstance(page, Mapping):
-            loose.append(page)
-            if len(loose) >= loose_batch:
-                yield row, loose
-                row, loose = row + len(loose), []
-            continue
-        if loose:
-            yield row, loose
-            row, loose = row + len(loose), []
-        if isinstance(page, tuple):
-            page = list(page)
-        if isinstance(page, list):
-            check_records(page, f"page {number} of the stream")
-        elif not isinstance(page, pd.DataFrame):
-            raise ValidationError(
-                f"Page {number} of the stream is a {type(page).__name__}.",
-                "Yield pages that are lists of dicts, DataFrames, or single dicts.",
-                "def pages():\n    yield [{'id': 1}, {'id': 2}]",
-            )
-        if len(page):
-            yield row, page
-            row += len(page)
-    if loose:
-        yield row, loose
 
 
 def _frame(pieces: list[Piece]) -> pd.DataFrame:
     frames = [p if isinstance(p, pd.DataFrame) else pd.DataFrame(p) for p in pieces]
     return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True, sort=False)
-
-
-def _new_columns_error(new: list[Any], start: int, fmt: str) -> ValidationError:
-    return ValidationError(
-        f"The rows from row {start:,} have column(s) {new} that the first rows of the {fmt} "
-        "file did not have; the columns are fixed by the first batch of rows.",
-        "Give every page the same columns (None where there is no value)"
-        + (", or pass schema= with every column." if fmt == "Parquet" else "."),
-        SCHEMA_EXAMPLE if fmt == "Parquet" else None,
-    )
-
-
-def _integers_as_integers(frame: pd.DataFrame) -> pd.DataFrame:
-    """Write whole-number float columns that hold nulls as integers (``7``, not ``7.0``).
-
-    pandas turns an integer field that is missing in some records into float64, so a CSV
-    would say ``7.0`` in a batch with a gap and ``7`` in one without. Such columns become
-    nullable ``Int64`` (a gap is an empty cell), so every batch writes the same digits.
-    """
-    changed = {}
-    for name in frame.columns[frame.dtypes.map(pd.api.types.is_float_dtype).to_numpy()]:
-        column = frame[name]
-        if not column.hasnans:
-            continue
-        values = column.dropna()
-        if ((values % 1) == 0).all() and (values.abs() < MAX_EXACT_FLOAT_INT).all():
-            changed[name] = column.astype("Int64")
-    if changed:
-        frame = frame.copy(deep=False)
-        for name, column in changed.items():
-            frame[name] = column
-    return frame
 
 
 class _CsvStream:
@@ -153,9 +82,9 @@ class _CsvStream:
             known = set(self.columns)
             new = [c for c in frame.columns if c not in known]
             if new and not self.chosen:
-                raise _new_columns_error(new, start, "CSV")
+                raise new_columns_error(new, start, "CSV")
             frame = frame.reindex(columns=self.columns)
-        frame = _integers_as_integers(frame)
+        frame = integers_as_integers(frame)
         frame.to_csv(self.handle, header=False if self.written else self.header, **self.options)
         self.written = True
 
@@ -166,7 +95,7 @@ class _CsvStream:
 
 
 def write_csv(path: Path, data: pd.DataFrame | list[Any] | Iterator[Any], **kwargs: Any) -> None:
-    """Write ``data`` as CSV: UTF-8, no index unless ``index=True``.
+    """Write ``data`` as CSV with pandas: UTF-8, no index unless ``index=True``.
 
     Other ``kwargs`` go to ``DataFrame.to_csv``. ``columns=`` picks and orders the columns
     (missing ones are written empty) and gives an empty list or stream its header line. A
@@ -199,7 +128,7 @@ def write_csv(path: Path, data: pd.DataFrame | list[Any] | Iterator[Any], **kwar
             else:
                 records.extend(piece)
             rows += len(piece)
-            if rows - batch_start >= CSV_BATCH_ROWS:
+            if rows - batch_start >= _record_streams.CSV_BATCH_ROWS:
                 stream.write(_frame([*batch, records] if records else batch), batch_start)
                 batch, records, batch_start = [], [], rows
         if batch or records:
@@ -215,8 +144,9 @@ def records_to_table(records: list[Mapping[str, Any]], start: int = 0) -> pa.Tab
             too large for 64 bits.
     """
     try:
-        first = records[0].keys()
-        if all(r.keys() == first for r in records):
+        # from_pylist takes its columns from the first record: right when no record has a
+        # key the first lacks (a C-level union of the keys tells, without a loop per record)
+        if len(set().union(*records)) == len(records[0]):
             return pa.Table.from_pylist(records)
         names = dict.fromkeys(k for r in records for k in r)
         return pa.Table.from_pydict({k: [r.get(k) for r in records] for k in names})
@@ -253,7 +183,7 @@ def conform(table: pa.Table, schema: pa.Schema, start: int) -> pa.Table:
         return table
     new = [name for name in table.column_names if schema.get_field_index(name) < 0]
     if new:
-        raise _new_columns_error(new, start, "Parquet")
+        raise new_columns_error(new, start, "Parquet")
     arrays = []
     for field in schema:
         if field.name not in table.column_names:
@@ -301,30 +231,89 @@ def write_parquet(
         ) from err
 
 
+def _schema_option(schema: Any) -> tuple[pa.Schema | None, dict[str, pa.DataType]]:
+    """``schema=`` as (a whole schema, or None; the types of named columns)."""
+    if schema is None or isinstance(schema, pa.Schema):
+        return schema, {}
+    if isinstance(schema, Mapping):
+        return None, column_types(schema)
+    raise ValidationError(
+        f"schema= is a {type(schema).__name__}: it takes a pyarrow.Schema (every column) or a "
+        "map of column names to types (those columns only).",
+        "Pass a dict of column types, or build a pyarrow.Schema.",
+        MAP_EXAMPLE,
+    )
+
+
+def with_types(table: pa.Table, types: Mapping[str, pa.DataType], start: int) -> pa.Table:
+    """``table`` with each column named in ``types`` converted to its type.
+
+    Raises:
+        ValidationError: A value does not convert (the column, its type and the target named).
+    """
+    for name, target in types.items():
+        index = table.schema.get_field_index(name)
+        if index < 0 or table.schema.field(index).type == target:
+            continue
+        column = table.column(index)
+        try:
+            converted = cast_column(column, target)
+        except ARROW_ERRORS as err:
+            raise ValidationError(
+                f"Column {name!r} in the rows from row {start:,} holds {column.type} values "
+                f"that do not convert to {target} (schema=): {err}.",
+                "Fix the values, or give the column a type they fit (ISO 8601 text for "
+                "timestamps and dates, digits for decimals).",
+                MAP_EXAMPLE,
+            ) from err
+        table = table.set_column(index, pa.field(name, target), converted)
+    return table
+
+
+def _check_named(types: Mapping[str, pa.DataType], columns: list[str]) -> None:
+    unknown = [name for name in types if name not in columns]
+    if unknown:
+        raise ValidationError(
+            f"schema= names column(s) {unknown} that the data does not have (its first rows "
+            f"have: {', '.join(map(str, columns))}).",
+            "Correct the column names in schema=, or drop the ones the data never has.",
+            MAP_EXAMPLE,
+        )
+
+
 def _write_parquet(
     path: Path, data: pd.DataFrame | list[Any] | Iterator[Any], kwargs: dict[str, Any]
 ) -> None:
+    schema, types = _schema_option(kwargs.pop("schema", None))
     if isinstance(data, pd.DataFrame):
         unique_columns(data, "a Parquet file")
         try:
-            data.to_parquet(path, engine="pyarrow", **kwargs)
+            if not types:
+                data.to_parquet(path, engine="pyarrow", schema=schema, **kwargs)
+                return
+            _check_named(types, [str(c) for c in data.columns])
+            table = pa.Table.from_pandas(data, preserve_index=kwargs.pop("index", None))
         except ARROW_ERRORS as err:
             raise _arrow_error(err, 0) from err
+        pq.write_table(with_types(table, types, 0), path, **kwargs)
         return
-    schema: pa.Schema | None = kwargs.pop("schema", None)
     group_rows = int(kwargs.pop("row_group_size", None) or PARQUET_ROW_GROUP_ROWS)
     kwargs.pop("index", None)
     if isinstance(data, list):
         table = records_to_table(data) if data else pa.table({})
+        if types:
+            _check_named(types, table.column_names)
+            table = with_types(table, types, 0)
         pq.write_table(conform(table, schema, 0) if schema is not None else table, path, **kwargs)
         return
-    _write_parquet_stream(path, data, schema, group_rows, kwargs)
+    _write_parquet_stream(path, data, schema, types, group_rows, kwargs)
 
 
 def _write_parquet_stream(
     path: Path,
     pages: Iterator[Any],
     schema: pa.Schema | None,
+    types: Mapping[str, pa.DataType],
     group_rows: int,
     options: dict[str, Any],
 ) -> None:
@@ -333,7 +322,7 @@ def _write_parquet_stream(
     pending_rows = pending_start = pending_bytes = 0
     try:
         for start, piece in iter_pieces(pages, LOOSE_RECORDS_BATCH):
-            table = _piece_table(piece, start)
+            table = with_types(_piece_table(piece, start), types, start)
             if writer is not None or schema is not None:
                 table = conform(table, writer.schema if writer else schema, start)
             if not pending:
@@ -345,12 +334,15 @@ def _write_parquet_stream(
                 continue
             group = _concat(pending, pending_start)
             if writer is None:
+                _check_named(types, group.column_names)
                 writer = pq.ParquetWriter(path, group.schema, **options)
             writer.write_table(group)
             pending, pending_rows, pending_bytes = [], 0, 0
         if writer is None:
             group = _concat(pending, pending_start) if pending else None
-            empty = schema if schema is not None else pa.schema([])
+            if group is not None:
+                _check_named(types, group.column_names)
+            empty = schema if schema is not None else pa.schema(list(types.items()))
             writer = pq.ParquetWriter(path, group.schema if group else empty, **options)
             if group is None:
                 writer.write_table(pa.Table.from_batches([], schema=empty))
