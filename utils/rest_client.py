@@ -41,6 +41,7 @@ from utils.http_errors import (
 )
 from utils.http_origin import OriginBoundSession, origin_of
 from utils.retry_policy import (
+    Outcome,
     RetryPolicy,
     TransportFailure,
     Verdict,
@@ -389,61 +390,72 @@ class RestTransport:
         """
         call = call if call is not None else CallRecord()
         base_headers, body = self.prepare(method, json_body, headers)
-        attempt = 0  # the retry budget's count: the repeat after a 401 refresh is outside it
-
         # The query is encoded here, once, RFC 3986 style (a space is %20, never +): the URL
         # sent, logged and shown in errors is this one (see utils.http_errors.encode_query).
         url = url_with_params(url, params)
-
-        def shown_url() -> str:  # the URL with its query, for errors (made safe there)
-            return url
-
+        attempt = 0  # the retry budget's count: the repeat after a 401 refresh is outside it
         while True:
             attempt += 1
+            response, retry_after = None, None
+            outcome: Outcome
             try:
                 response = self.send(method, url, base_headers, body=body, call=call)
+                status = outcome = response.status_code
+                if status < HTTP_CLIENT_ERROR:
+                    return response
+                retry_after = retry_after_of(status, response.headers, self._wall_clock())
             except requests.RequestException as err:
-                kind = classify_exception(err)
-                verdict = self.policy.decide(method, kind, attempt, headers=base_headers)
-                if verdict is not Verdict.RETRY:
-                    log.debug("%s %s: no retry after %s", method, LazySafeUrl(url), kind.value)
-                    raise transport_error(
-                        err,
-                        method,
-                        shown_url(),
-                        self.timeout,
-                        attempt,
-                        timed_out=kind is TransportFailure.TIMEOUT,
-                    ) from err
-                self._wait(method, shown_url(), attempt, None, type(err).__name__)
-                continue
-            status = response.status_code
-            if status < HTTP_CLIENT_ERROR:
-                return response
-            retry_after = retry_after_of(status, response.headers, self._wall_clock())
+                outcome = err
             verdict = self.policy.decide(
-                method, status, attempt, retry_after=retry_after, headers=base_headers
+                method, outcome, attempt, retry_after=retry_after, headers=base_headers
             )
-            if verdict is Verdict.RETRY:
-                self._wait(method, shown_url(), attempt, retry_after, f"HTTP {status}")
-                continue
-            if verdict is Verdict.WAIT_TOO_LONG:
-                raise rate_limit_error(
-                    method,
-                    shown_url(),
-                    retry_after,
-                    too_long=True,
-                    max_wait=self.policy.max_wait_seconds,
-                    status_code=status,
+            if verdict is not Verdict.RETRY:
+                error = self._final_error(
+                    verdict, method, url, attempt, outcome, response, retry_after
                 )
-            if verdict is Verdict.EXHAUSTED and status == HTTP_TOO_MANY_REQUESTS:
-                raise rate_limit_error(
-                    method, shown_url(), retry_after, too_long=False, max_wait=0.0
-                )
-            log.debug(
-                "%s %s: HTTP %d is final (attempt %d)", method, LazySafeUrl(url), status, attempt
+                raise error from (outcome if isinstance(outcome, BaseException) else None)
+            why = f"HTTP {outcome}" if response is not None else type(outcome).__name__
+            self._wait(method, url, attempt, retry_after, why)
+
+    def _final_error(
+        self,
+        verdict: Verdict,
+        method: str,
+        url: str,
+        attempt: int,
+        outcome: Outcome,
+        response: requests.Response | None,
+        retry_after: float | None,
+    ) -> Exception:
+        """The error a call ends with when ``verdict`` says not to retry."""
+        if isinstance(outcome, requests.RequestException):
+            kind = classify_exception(outcome)
+            log.debug("%s %s: no retry after %s", method, LazySafeUrl(url), kind.value)
+            error = transport_error(
+                outcome,
+                method,
+                url,
+                self.timeout,
+                attempt,
+                timed_out=kind is TransportFailure.TIMEOUT,
             )
-            raise status_error(response, method, response.url or shown_url(), attempt)
+            return error
+        assert response is not None  # a status outcome comes with its response
+        if verdict is Verdict.WAIT_TOO_LONG:
+            return rate_limit_error(
+                method,
+                url,
+                retry_after,
+                too_long=True,
+                max_wait=self.policy.max_wait_seconds,
+                status_code=response.status_code,
+            )
+        if verdict is Verdict.EXHAUSTED and outcome == HTTP_TOO_MANY_REQUESTS:
+            return rate_limit_error(method, url, retry_after, too_long=False, max_wait=0.0)
+        log.debug(
+            "%s %s: HTTP %s is final (attempt %d)", method, LazySafeUrl(url), outcome, attempt
+        )
+        return status_error(response, method, response.url or url, attempt)
 
     # -- a call, with 202 polling ------------------------------------------------------------
     def request(
