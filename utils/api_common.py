@@ -87,8 +87,8 @@ class RateLimiter:
 
     def __init__(
         self,
-        calls_per_second: float = 10,
-        burst_size: int = 1,
+        calls_per_second: float = DEFAULTS["rate-limiting"]["calls-per-second"],
+        burst_size: int = DEFAULTS["rate-limiting"]["burst-size"],
         *,
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], None] | None = None,
@@ -168,8 +168,8 @@ class CircuitBreaker:
 
     def __init__(
         self,
-        failure_threshold: int = 5,
-        timeout: float = 60,
+        failure_threshold: int = DEFAULTS["circuit-breaker"]["failure-threshold"],
+        timeout: float = DEFAULTS["circuit-breaker"]["timeout-seconds"],
         *,
         clock: Callable[[], float] | None = None,
     ):

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from utils import redaction
+from utils._schema import SCHEMA_FILE
 from utils.config_json import display_path, read_json_file
 from utils.exceptions import ConfigurationError, ValidationError
 from utils.path_helpers import get_path
@@ -43,7 +44,6 @@ if TYPE_CHECKING:  # jsonschema loads only when a config is validated: --help st
 
 log = logging.getLogger(__name__)
 
-SCHEMA_FILE = "org-env-config-schema.json"
 EXAMPLE_CONFIG = "org-env-config_example.json"
 EXAMPLE_SECRETS = "org-env-config-secrets_example.json"
 CONFIG_SUFFIX = "-config.json"

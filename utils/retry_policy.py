@@ -27,7 +27,7 @@ import requests
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 from urllib3.exceptions import TimeoutError as Urllib3TimeoutError
 
-from utils.api_settings import behavior
+from utils.api_settings import DEFAULTS, behavior
 from utils.exceptions import ApiAuthenticationError, ConfigurationError, ValidationError
 
 IDEMPOTENT_METHODS = frozenset({"GET", "PUT", "DELETE", "HEAD", "OPTIONS"})
@@ -41,7 +41,8 @@ RETRY_AFTER_STATUSES = frozenset({429, 503})
 """Statuses whose ``Retry-After`` header replaces the backoff."""
 TOO_MANY_REQUESTS = 429
 SERVICE_UNAVAILABLE = 503
-DEFAULT_MAX_WAIT_SECONDS = 300.0
+_STRATEGY, _JITTER = DEFAULTS["retry-strategy"], DEFAULTS["jitter"]
+DEFAULT_MAX_WAIT_SECONDS = float(_STRATEGY["max-wait-seconds"])
 NEVER_RETRIED = (ConfigurationError, ValidationError, ApiAuthenticationError)
 """Errors of work that is not an HTTP call that repeating cannot fix (method None)."""
 
@@ -198,12 +199,13 @@ class RetryPolicy:
         backoff_base: The growth of the backoff (2: doubling; not a config key).
     """
 
-    max_retries: int = 3
-    backoff_factor: float = 2.0
+    # Each default is the config key's, from the JSON Schema (see utils.api_settings).
+    max_retries: int = int(_STRATEGY["max-retries"])
+    backoff_factor: float = float(_STRATEGY["backoff-factor"])
     max_wait_seconds: float = DEFAULT_MAX_WAIT_SECONDS
-    jitter_min: float = 0.8
-    jitter_max: float = 1.2
-    idempotency_keys: bool = False
+    jitter_min: float = float(_JITTER["min-factor"])
+    jitter_max: float = float(_JITTER["max-factor"])
+    idempotency_keys: bool = bool(_STRATEGY["idempotency-keys"])
     backoff_base: float = 2.0
 
     @classmethod
