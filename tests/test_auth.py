@@ -400,7 +400,7 @@ def test_expires_in_is_parsed_defensively(value: Any, seconds: float) -> None:
 
 
 def test_urls_in_messages_lose_credentials_and_query() -> None:
-    assert token_response.safe_url("https://u:p@login.example.com:8443/t/token?code=x") == (
+    assert redaction.safe_url("https://u:p@login.example.com:8443/t/token?code=x", query=False) == (
         "https://login.example.com:8443/t/token"
     )
 

@@ -31,6 +31,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from http import HTTPStatus
 from typing import Any
 
 import requests
@@ -268,7 +269,7 @@ class TokenProvider:
             the outcome (status or exception) is for the retry decision, with the server's
             ``Retry-After`` in seconds (None when absent).
         """
-        safe = tr.safe_url(url)
+        safe = redaction.safe_url(url, query=False)
         log.debug("Requesting a token from %s for client_id %s", safe, form["client_id"])
         try:
             response = self._session.post(
@@ -315,7 +316,7 @@ class TokenProvider:
             body: Any = response.json()
         except ValueError:
             body = None
-        if status >= tr.HTTP_BAD_REQUEST:
+        if status >= HTTPStatus.BAD_REQUEST:
             detail, fix = tr.explain_refusal(status, body)
             failure = self._fail(f"The token endpoint {safe} refused the request ({detail}).", fix)
             return (

@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -49,19 +50,14 @@ from utils.retry_policy import (
     parse_retry_after,
     retry_after_of,
 )
+from utils.token_response import strip_bearer
 
 log = logging.getLogger(__name__)
 
 POOL_MAXSIZE = 32
 """Connections kept per host: enough for every worker of ``TxoRestAPI.map``."""
 POOL_CONNECTIONS = 4
-HTTP_ACCEPTED = 202
-HTTP_UNAUTHORIZED = 401
-HTTP_TOO_MANY_REQUESTS = 429
-HTTP_CLIENT_ERROR = 400
-HTTP_SERVER_ERROR = 500
 USER_AGENT = "txo-batch-toolkit"
-BEARER_PREFIX = "Bearer "
 
 
 @dataclass
@@ -164,10 +160,7 @@ class RestTransport:
         if require_auth:
             given = config.get("_token")
             if isinstance(given, str) and given.strip():
-                # the raw token; tolerate one given with its scheme ("Bearer …")
-                given = given.strip()
-                if given[: len(BEARER_PREFIX)].lower() == BEARER_PREFIX.lower():
-                    given = given[len(BEARER_PREFIX) :].strip()
+                given = strip_bearer(given)  # tolerate a token given with its scheme
             self._token = given if isinstance(given, str) and given else None
             if self._token is None:
                 self._token = self._provider().get_token()
@@ -236,7 +229,7 @@ class RestTransport:
                 breaker.record_failure()
             raise
         if breaker is not None:
-            if response.status_code >= HTTP_SERVER_ERROR:
+            if response.status_code >= HTTPStatus.INTERNAL_SERVER_ERROR:
                 breaker.record_failure()
             else:
                 breaker.record_success()
@@ -347,9 +340,9 @@ class RestTransport:
                 call.attempts,
                 (self._clock() - started) * 1000,
             )
-            if status == HTTP_TOO_MANY_REQUESTS:
+            if status == HTTPStatus.TOO_MANY_REQUESTS:
                 run_stats.increment(run_stats.RATE_LIMITED)
-            if status != HTTP_UNAUTHORIZED:
+            if status != HTTPStatus.UNAUTHORIZED:
                 return response
             if token is None or call.refreshed:
                 raise auth_error(
@@ -401,7 +394,7 @@ class RestTransport:
             try:
                 response = self.send(method, url, base_headers, body=body, call=call)
                 status = outcome = response.status_code
-                if status < HTTP_CLIENT_ERROR:
+                if status < HTTPStatus.BAD_REQUEST:
                     return response
                 retry_after = retry_after_of(status, response.headers, self._wall_clock())
             except requests.RequestException as err:
@@ -450,7 +443,7 @@ class RestTransport:
                 max_wait=self.policy.max_wait_seconds,
                 status_code=response.status_code,
             )
-        if verdict is Verdict.EXHAUSTED and outcome == HTTP_TOO_MANY_REQUESTS:
+        if verdict is Verdict.EXHAUSTED and outcome == HTTPStatus.TOO_MANY_REQUESTS:
             return rate_limit_error(method, url, retry_after, too_long=False, max_wait=0.0)
         log.debug(
             "%s %s: HTTP %s is final (attempt %d)", method, LazySafeUrl(url), outcome, attempt
@@ -480,12 +473,12 @@ class RestTransport:
                 ``method`` and ``url`` are those of the call, the poll URL is in the message.
         """
         response = self.execute(method, url, call=call, **kwargs)  # polls are not counted
-        if response.status_code != HTTP_ACCEPTED or not response.headers.get("Location"):
+        if response.status_code != HTTPStatus.ACCEPTED or not response.headers.get("Location"):
             return response
         deadline = self._clock() + self.async_max_wait
         poll_url = url
         polls = 0
-        while response.status_code == HTTP_ACCEPTED:
+        while response.status_code == HTTPStatus.ACCEPTED:
             location = response.headers.get("Location")
             if location:
                 poll_url = resolve_link(response.url or poll_url, location, "Location")

@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from http import HTTPStatus
 from typing import Any
 
 import requests
@@ -35,12 +36,18 @@ IDEMPOTENT_METHODS = frozenset({"GET", "PUT", "DELETE", "HEAD", "OPTIONS"})
 IDEMPOTENT_WITH_HEADER = {"PATCH": "if-match", "POST": "idempotency-key"}
 """Methods made idempotent by a request header (lower case): the call may then be repeated."""
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
-RETRY_STATUSES_IDEMPOTENT = frozenset({429, 500, 502, 503, 504})
+RETRY_STATUSES_IDEMPOTENT = frozenset(
+    {
+        HTTPStatus.TOO_MANY_REQUESTS,
+        HTTPStatus.INTERNAL_SERVER_ERROR,
+        HTTPStatus.BAD_GATEWAY,
+        HTTPStatus.SERVICE_UNAVAILABLE,
+        HTTPStatus.GATEWAY_TIMEOUT,
+    }
+)
 """Statuses retried for :data:`IDEMPOTENT_METHODS`."""
-RETRY_AFTER_STATUSES = frozenset({429, 503})
+RETRY_AFTER_STATUSES = frozenset({HTTPStatus.TOO_MANY_REQUESTS, HTTPStatus.SERVICE_UNAVAILABLE})
 """Statuses whose ``Retry-After`` header replaces the backoff."""
-TOO_MANY_REQUESTS = 429
-SERVICE_UNAVAILABLE = 503
 _STRATEGY, _JITTER = DEFAULTS["retry-strategy"], DEFAULTS["jitter"]
 DEFAULT_MAX_WAIT_SECONDS = float(_STRATEGY["max-wait-seconds"])
 NEVER_RETRIED = (ConfigurationError, ValidationError, ApiAuthenticationError)
@@ -281,9 +288,9 @@ class RetryPolicy:
             return idempotent or outcome is TransportFailure.CONNECT
         if idempotent:
             return outcome in RETRY_STATUSES_IDEMPOTENT
-        if outcome == TOO_MANY_REQUESTS:
+        if outcome == HTTPStatus.TOO_MANY_REQUESTS:
             return True
-        return outcome == SERVICE_UNAVAILABLE and retry_after is not None
+        return outcome == HTTPStatus.SERVICE_UNAVAILABLE and retry_after is not None
 
     def should_retry(
         self,

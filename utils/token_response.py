@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import math
 import re
+from http import HTTPStatus
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-import requests
+from utils.retry_policy import RETRY_STATUSES_IDEMPOTENT
 
 BEARER_PREFIX = "bearer "
 DEFAULT_EXPIRES_IN_SECONDS = 3600.0
-RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 MAX_DESCRIPTION_CHARS = 300
-HTTP_BAD_REQUEST = 400
-HTTP_UNAUTHORIZED = 401
 # OAuth2 error codes and what to do about them; an empty set matches a transient status.
 REFUSAL_FIXES: tuple[tuple[frozenset[str], str], ...] = (
     (
@@ -54,14 +51,6 @@ def strip_bearer(token: str) -> str:
     return token
 
 
-def safe_url(url: str) -> str:
-    """``url`` without user info or query (they may carry credentials)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
 def explain_refusal(status: int, body: Any) -> tuple[str, str]:
     """``("400 invalid_client: <description>", fix)`` for a refused token request."""
     code = description = ""
@@ -70,10 +59,10 @@ def explain_refusal(status: int, body: Any) -> tuple[str, str]:
         lines = str(body.get("error_description") or "").strip().splitlines()
         description = lines[0][:MAX_DESCRIPTION_CHARS] if lines else ""
     detail = f"{status} {code}".strip() + (f": {description}" if description else "")
-    if status == HTTP_UNAUTHORIZED:
+    if status == HTTPStatus.UNAUTHORIZED:
         code = code or "invalid_client"
     for codes, fix in REFUSAL_FIXES:
-        if code in codes or (not codes and status in RETRYABLE_STATUS):
+        if code in codes or (not codes and status in RETRY_STATUSES_IDEMPOTENT):
             return detail, fix
     return detail, "Check the client credentials and the token endpoint in the config."
 
@@ -85,11 +74,3 @@ def expires_in(value: Any) -> float:
     except (TypeError, ValueError):
         return DEFAULT_EXPIRES_IN_SECONDS
     return seconds if math.isfinite(seconds) and seconds > 0 else DEFAULT_EXPIRES_IN_SECONDS
-
-
-def retry_after(response: requests.Response) -> float:
-    """Seconds from a numeric ``Retry-After`` header, else 0 (use the backoff)."""
-    try:
-        return max(0.0, float(response.headers.get("Retry-After", "")))
-    except ValueError:
-        return 0.0
