@@ -28,6 +28,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import math
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -37,16 +39,83 @@ from typing import Any
 import requests
 
 from utils import redaction, run_stats
-from utils import token_response as tr
 from utils.api_settings import behavior
 from utils.exceptions import ApiAuthenticationError, ConfigurationError
-from utils.retry_policy import Outcome, RetryPolicy, Verdict, parse_retry_after
+from utils.retry_policy import (
+    RETRY_STATUSES_IDEMPOTENT,
+    Outcome,
+    RetryPolicy,
+    Verdict,
+    parse_retry_after,
+)
 
 log = logging.getLogger(__name__)
 
 AZURE_TOKEN_URL = "https://login.microsoftonline.com/{tenant_id}/oauth2/v2.0/token"
 EXPIRY_MARGIN_SECONDS = 300.0
 TOKEN_MAX_RETRIES = 2
+BEARER_PREFIX = "bearer "
+DEFAULT_EXPIRES_IN_SECONDS = 3600.0
+MAX_DESCRIPTION_CHARS = 300
+# OAuth2 error codes and what to do about them; an empty set matches a transient status.
+REFUSAL_FIXES: tuple[tuple[frozenset[str], str], ...] = (
+    (
+        frozenset({"invalid_client", "unauthorized"}),
+        "Check global → client-id in the config and client-secret in the secrets file; a "
+        "client secret expires, so create a new one in the app registration if needed.",
+    ),
+    (
+        frozenset({"invalid_scope", "invalid_resource"}),
+        "Check global → oauth-scope (an application scope ends in /.default).",
+    ),
+    (
+        frozenset({"invalid_request", "unauthorized_client", "invalid_tenant"}),
+        "Check global → tenant-id, client-id and oauth-scope in the config.",
+    ),
+    (frozenset(), "The identity provider is unavailable or throttling; run again later."),
+)
+ERRNO_TEXT = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
+
+
+# -- reading a token-endpoint exchange (pure) ---------------------------------------------
+def _text(value: Any) -> str | None:
+    """Return ``value`` stripped when it is a non-empty string, else None."""
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    return None
+
+
+def strip_bearer(token: str) -> str:
+    """Return ``token`` without a leading ``Bearer `` (any case)."""
+    token = token.strip()
+    if token.lower().startswith(BEARER_PREFIX):
+        token = token[len(BEARER_PREFIX) :].strip()
+    return token
+
+
+def explain_refusal(status: int, body: Any) -> tuple[str, str]:
+    """``("400 invalid_client: <description>", fix)`` for a refused token request."""
+    code = description = ""
+    if isinstance(body, dict):
+        code = str(body.get("error") or "")
+        lines = str(body.get("error_description") or "").strip().splitlines()
+        description = lines[0][:MAX_DESCRIPTION_CHARS] if lines else ""
+    detail = f"{status} {code}".strip() + (f": {description}" if description else "")
+    if status == HTTPStatus.UNAUTHORIZED:
+        code = code or "invalid_client"
+    for codes, fix in REFUSAL_FIXES:
+        if code in codes or (not codes and status in RETRY_STATUSES_IDEMPOTENT):
+            return detail, fix
+    return detail, "Check the client credentials and the token endpoint in the config."
+
+
+def expires_in(value: Any) -> float:
+    """Parse ``expires_in`` (a number or a numeric string); the default when unusable."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return DEFAULT_EXPIRES_IN_SECONDS
+    return seconds if math.isfinite(seconds) and seconds > 0 else DEFAULT_EXPIRES_IN_SECONDS
 
 
 def _digest(value: str | None) -> str:
@@ -91,18 +160,18 @@ class TokenProvider:
         self._token: str | None = None
         self._expires_at = 0.0
         glob = _section(config, "global")
-        self._az_token = tr.text(config.get("_az_token"))
-        self._client_secret = tr.text(config.get("_client_secret"))
-        self._client_id = tr.text(glob.get("client-id"))
-        self._scope = tr.text(glob.get("oauth-scope"))
-        self._tenant_id = tr.text(glob.get("tenant-id"))
-        self._explicit_url = tr.text(glob.get("oauth-token-url"))
+        self._az_token = _text(config.get("_az_token"))
+        self._client_secret = _text(config.get("_client_secret"))
+        self._client_id = _text(glob.get("client-id"))
+        self._scope = _text(glob.get("oauth-scope"))
+        self._tenant_id = _text(glob.get("tenant-id"))
+        self._explicit_url = _text(glob.get("oauth-token-url"))
         # A config that already carries a token (and nothing to get one with) uses it as is.
-        self._given_token = tr.text(config.get("_token"))
+        self._given_token = _text(config.get("_token"))
         # A named API of global.apis (its config view, see api_settings.api_config), for
         # messages: its keys live under global → apis → {name}, its static token is
         # {name}-token.
-        self._api = tr.text(config.get("_api"))
+        self._api = _text(config.get("_api"))
         for secret in (self._az_token, self._client_secret, self._given_token):
             if secret:
                 redaction.register_secret(secret)
@@ -137,12 +206,12 @@ class TokenProvider:
             if self._token and (self._az_token or self._clock() < self._expires_at):
                 return self._token
             if self._az_token:
-                self._token = tr.strip_bearer(self._az_token)
+                self._token = strip_bearer(self._az_token)
                 redaction.register_secret(self._token)
                 log.debug("Using the %s from the secrets file", self._static_secret)
                 return self._token
             if self._given_token and not self.can_refresh:
-                self._token = tr.strip_bearer(self._given_token)
+                self._token = strip_bearer(self._given_token)
                 return self._token
             return self._acquire()
 
@@ -286,7 +355,7 @@ class TokenProvider:
                 None,
             )
         except requests.ConnectionError as err:
-            found = tr.ERRNO_TEXT.search(str(err))
+            found = ERRNO_TEXT.search(str(err))
             reason = found.group(1).strip() if found else type(err).__name__
             return (
                 self._fail(
@@ -317,7 +386,7 @@ class TokenProvider:
         except ValueError:
             body = None
         if status >= HTTPStatus.BAD_REQUEST:
-            detail, fix = tr.explain_refusal(status, body)
+            detail, fix = explain_refusal(status, body)
             failure = self._fail(f"The token endpoint {safe} refused the request ({detail}).", fix)
             return (
                 failure,
@@ -345,7 +414,7 @@ class TokenProvider:
                 status,
                 None,
             )
-        token = tr.text(body.get("access_token"))
+        token = _text(body.get("access_token"))
         if not token:
             return (
                 self._fail(
@@ -356,9 +425,9 @@ class TokenProvider:
                 status,
                 None,
             )
-        token = tr.strip_bearer(token)
+        token = strip_bearer(token)
         redaction.register_secret(token)
-        lifetime = tr.expires_in(body.get("expires_in"))
+        lifetime = expires_in(body.get("expires_in"))
         margin = min(EXPIRY_MARGIN_SECONDS, lifetime / 2)
         self._token = token
         self._expires_at = self._clock() + lifetime - margin
@@ -379,15 +448,15 @@ _providers_lock = threading.Lock()
 
 def _credential_key(config: Mapping[str, Any]) -> tuple[str, ...]:
     glob = _section(config, "global")
-    secret, az_token = tr.text(config.get("_client_secret")), tr.text(config.get("_az_token"))
+    secret, az_token = _text(config.get("_client_secret")), _text(config.get("_az_token"))
     # An injected _token is the credential only when there is nothing to get one with;
     # otherwise it is the provider's own output and must not split the cache.
-    given = None if (secret or az_token) else tr.text(config.get("_token"))
+    given = None if (secret or az_token) else _text(config.get("_token"))
     return (
-        str(tr.text(glob.get("oauth-token-url")) or ""),
-        str(tr.text(glob.get("tenant-id")) or ""),
-        str(tr.text(glob.get("client-id")) or ""),
-        str(tr.text(glob.get("oauth-scope")) or ""),
+        str(_text(glob.get("oauth-token-url")) or ""),
+        str(_text(glob.get("tenant-id")) or ""),
+        str(_text(glob.get("client-id")) or ""),
+        str(_text(glob.get("oauth-scope")) or ""),
         _digest(secret),
         _digest(az_token),
         _digest(given),

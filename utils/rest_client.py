@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.auth import HTTPBasicAuth
+from requests.utils import get_auth_from_url
 
 from utils import redaction, run_control, run_stats
 from utils.api_common import CircuitBreaker, RateLimiter
@@ -40,7 +42,6 @@ from utils.http_errors import (
     transport_error,
     url_with_params,
 )
-from utils.http_origin import OriginBoundSession, origin_of
 from utils.retry_policy import (
     Outcome,
     RetryPolicy,
@@ -50,7 +51,6 @@ from utils.retry_policy import (
     parse_retry_after,
     retry_after_of,
 )
-from utils.token_response import strip_bearer
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,62 @@ POOL_MAXSIZE = 32
 """Connections kept per host: enough for every worker of ``TxoRestAPI.map``."""
 POOL_CONNECTIONS = 4
 USER_AGENT = "txo-batch-toolkit"
+
+
+# -- where the bearer token may go: the API's origin, also across redirects ------------------
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+Origin = tuple[str, str, int | None]
+"""``(scheme, host, port)``."""
+
+
+def origin_of(url: str) -> Origin:
+    """``(scheme, host, port)`` of ``url``, lower case, with the scheme's default port filled."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # not a URL at all ("http://[bad"): matches no origin
+        return "", "", None
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port or DEFAULT_PORTS.get(scheme)
+    except ValueError:
+        port = None
+    return scheme, (parts.hostname or "").lower(), port
+
+
+class UrlCredentialsOnly(requests.auth.AuthBase):
+    """Basic auth from the URL's own ``user:password@`` (as ``requests`` does), never ``.netrc``.
+
+    Set as the session's ``auth``, it stops ``requests`` from reading ``~/.netrc`` (or
+    ``$NETRC``), which would replace the bearer token with Basic credentials, and add them to
+    clients built with ``require_auth=False`` and to next links on other hosts.
+    """
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        user, password = get_auth_from_url(r.url or "")
+        if user or password:
+            return HTTPBasicAuth(user, password)(r)
+        return r
+
+
+class OriginBoundSession(requests.Session):
+    """A ``requests.Session`` that keeps ``Authorization`` to what the client itself sets.
+
+    ``requests`` keeps the header on some cross-origin redirects (http → https on the same
+    host) and adds ``.netrc`` credentials; here a redirect keeps the header only while it
+    stays on ``api_origin``, and ``.netrc`` is never read (see :class:`UrlCredentialsOnly`).
+    Proxy settings from the environment still apply.
+    """
+
+    def __init__(self, api_origin: Origin):
+        super().__init__()
+        self.api_origin = api_origin
+        self.auth = UrlCredentialsOnly()
+
+    def rebuild_auth(self, prepared_request: Any, response: Any) -> None:
+        """Keep ``Authorization`` only when the redirect target is the API's own origin."""
+        if origin_of(prepared_request.url or "") != self.api_origin:
+            prepared_request.headers.pop("Authorization", None)
 
 
 @dataclass
@@ -160,6 +216,8 @@ class RestTransport:
         if require_auth:
             given = config.get("_token")
             if isinstance(given, str) and given.strip():
+                from utils.auth import strip_bearer
+
                 given = strip_bearer(given)  # tolerate a token given with its scheme
             self._token = given if isinstance(given, str) and given else None
             if self._token is None:
