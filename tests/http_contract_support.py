@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.wiremock_server import WireMock
+from tools.wiremock_server import WireMock
 from utils.api_factory import TxoRestAPI, create_rest_api
 
 TOKEN = "contract-token-Zq81xVw3"

@@ -8,7 +8,7 @@ import pytest
 
 from tests.http_contract_support import hang_guard
 from tests.support_api import TOKEN, make_config
-from tests.wiremock_server import WireMock
+from tools.wiremock_server import WireMock
 from utils.api_factory import create_rest_api
 from utils.exceptions import ApiOperationError
 from utils.http_errors import encode_query, safe_url, url_with_params

@@ -13,7 +13,7 @@ import pytest
 
 from tests.http_contract_support import hang_guard, header, other_origin, sequence
 from tests.support_api import TOKEN, json_response, make_config
-from tests.wiremock_server import WireMock
+from tools.wiremock_server import WireMock
 from utils import run_stats
 from utils.api_factory import ApiManager, TxoRestAPI, create_rest_api
 from utils.exceptions import (

@@ -12,7 +12,7 @@ import pytest
 
 from tests.http_contract_support import gaps_ms, hang_guard, header, sequence
 from tests.support_api import json_response, make_config
-from tests.wiremock_server import WireMock, free_port
+from tools.wiremock_server import WireMock, free_port
 from utils import run_stats
 from utils.api_factory import create_rest_api
 from utils.exceptions import (

@@ -10,7 +10,7 @@ import pytest
 
 from tests.http_contract_support import hang_guard
 from tests.support_api import json_response, make_config
-from tests.wiremock_server import WireMock
+from tools.wiremock_server import WireMock
 from utils.api_factory import TxoRestAPI, create_rest_api
 from utils.exceptions import ApiOperationError
 

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs
 import pytest
 
 from tests.support_clock import FakeClock
-from tests.wiremock_server import WireMock, free_port
+from tools.wiremock_server import WireMock, free_port
 from utils import auth, redaction, run_stats
 from utils.exceptions import ApiAuthenticationError, ConfigurationError
 

@@ -26,7 +26,7 @@ from tests.http_contract_support import (
     respond,
     sequence,
 )
-from tests.wiremock_server import WireMock
+from tools.wiremock_server import WireMock
 from utils import run_stats
 from utils.api_factory import create_rest_api
 from utils.exceptions import ApiOperationError, ApiRateLimitError, ApiTimeoutError

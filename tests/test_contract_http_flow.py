@@ -28,7 +28,7 @@ from tests.http_contract_support import (
     sequence,
     stamps_ms,
 )
-from tests.wiremock_server import WireMock
+from tools.wiremock_server import WireMock
 from utils import auth, run_stats
 from utils.api_factory import create_rest_api
 from utils.exceptions import (

@@ -23,7 +23,7 @@ from tests.http_contract_support import (
     respond,
     sequence,
 )
-from tests.wiremock_server import WireMock
+from tools.wiremock_server import WireMock
 from utils import redaction
 from utils.api_factory import ApiManager, create_rest_api
 from utils.exceptions import ApiOperationError, HelpfulError

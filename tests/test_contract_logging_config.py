@@ -18,7 +18,7 @@ import pytest
 
 from tests.support_scripts import Project, make_project
 from tests.test_contract_runner_config import TOKEN_PATH, client_config, stub_token
-from tests.wiremock_server import WireMock
+from tools.wiremock_server import WireMock
 from utils import redaction
 from utils.redaction import REDACTED, redact, register_secret
 

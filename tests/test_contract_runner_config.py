@@ -19,7 +19,7 @@ import pytest
 
 from tests.support_clock import FakeClock
 from tests.support_scripts import ERROR_EXIT_CODES, ROOT, SIGNAL_WAIT, Project, Run, wait_for_line
-from tests.wiremock_server import WireMock, free_port
+from tools.wiremock_server import WireMock, free_port
 from utils import auth, config_loader, redaction
 from utils.config_loader import read_json_file
 from utils.exceptions import ApiAuthenticationError, ConfigurationError

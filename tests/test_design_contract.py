@@ -34,7 +34,7 @@ from tests.http_contract_support import (
     stamps_ms,
 )
 from tests.support_scripts import ROOT, Project
-from tests.wiremock_server import WireMock, free_port
+from tools.wiremock_server import WireMock, free_port
 from utils import api_common, api_factory, exceptions, load_n_save, logger, script_runner
 from utils.api_common import CircuitBreaker, RateLimiter, manual_retry
 from utils.api_factory import create_rest_api
@@ -656,9 +656,9 @@ def test_make_demo_runs_the_report_against_the_demo_api_with_nothing_to_set_up(
         shutil.copytree(ROOT / name, tree / name, ignore=skip)
     for name in DEMO_FILES:
         shutil.copy2(ROOT / name, tree / name)
-    (tree / "tests").mkdir()
-    (tree / "tests" / "__init__.py").touch()
-    shutil.copy2(ROOT / "tests" / "wiremock_server.py", tree / "tests" / "wiremock_server.py")
+    (tree / "tools").mkdir()
+    (tree / "tools" / "__init__.py").touch()
+    shutil.copy2(ROOT / "tools" / "wiremock_server.py", tree / "tools" / "wiremock_server.py")
     port = free_port()
     demo_config = tree / "config" / "demo-test-config.json"
     demo_config.write_text(demo_config.read_text().replace(":8089/", f":{port}/"))

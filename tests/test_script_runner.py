@@ -14,7 +14,7 @@ from urllib.parse import parse_qs
 import pytest
 
 from tests.support_scripts import ERROR_EXIT_CODES, SIGNAL_WAIT, Project, Run, wait_for_line
-from tests.wiremock_server import WireMock, free_port
+from tools.wiremock_server import WireMock, free_port
 
 TOKEN_PATH = "/oauth2/v2.0/token"
 SECRET = "Cl1ent-S3cret-Value-9f8e7d"
