@@ -1,4 +1,4 @@
-"""Helpers of the HTTP contract tests (``tests/test_contract_http*.py``), written from DESIGN §3/§4.
+"""Helpers of the HTTP client tests (``tests/test_api_*.py``), written from DESIGN §3/§4.
 
 Every timing is small and every wait is capped (``max-wait-seconds`` 2 s, ``async-max-wait``
 2 s, ``rest-timeout-seconds`` 1 s), so a regression that retries or polls too much fails fast

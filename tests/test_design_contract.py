@@ -4,7 +4,7 @@ Layout and import graph (read with ``ast``, not by importing), the fixed public 
 their documented defaults, ``manual_retry``'s schedule with its defaults, the ORG_ID /
 ENV_TYPE names that must be accepted, a config that tries to carry the injected keys, and
 ``make run`` creating the environment on first use, and a few HTTP, runner and summary edges.
-The rest of §2–§5 is proved by the module tests (``test_<module>.py``, ``test_contract_*.py``).
+The rest of §2–§5 is proved by the module tests (``test_<module>.py``) and ``test_e2e_scripts.py``.
 """
 
 from __future__ import annotations

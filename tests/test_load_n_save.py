@@ -702,7 +702,7 @@ def test_a_forked_child_leaves_its_parents_reservations_alone(root: Path) -> Non
 # Written from the contract, not from the implementation: ``save()`` picks the format from the
 # extension, checks it against the data (a mismatch is a ``ValidationError`` naming the accepted
 # types, and nothing is written), encodes JSON exactly, streams iterators of pages, and loads
-# everything back. Atomicity, paths and errors are in ``test_contract_save_safety.py``.
+# everything back. Atomicity, paths and errors are in ``test_load_n_save_atomic.py``.
 REPO = Path(__file__).resolve().parent.parent
 ROWS = [{"id": 1, "name": "Ada"}, {"id": 2, "name": "Lin"}]
 FRAME_COLUMNS = ["id", "name"]
