@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support_api import make_config
+from tests.http_contract_support import make_config
 from tests.support_scripts import Project, make_project
 from tools.wiremock_server import WireMock
 from utils import path_helpers, run_stats

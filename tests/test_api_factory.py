@@ -1,6 +1,6 @@
 """TxoRestAPI against a real WireMock: URLs, bodies, errors, auth, origins, threads, manager.
 
-Its helpers, shared with the other ``test_api_*`` modules, are in ``tests/support_api.py``.
+Its helpers, shared with the other ``test_api_*`` modules, are in ``tests/http_contract_support.py``.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, quote
 import pytest
 
 from tests.http_contract_support import (
+    API_TOKEN,
     CLIENT_SECRET,
     always,
     client,
@@ -22,13 +23,14 @@ from tests.http_contract_support import (
     gaps_ms,
     hang_guard,
     header,
+    json_response,
+    make_config,
     max_in_window,
     other_origin,
     respond,
     sequence,
     stamps_ms,
 )
-from tests.support_api import TOKEN, json_response, make_config
 from tools.wiremock_server import WireMock
 from utils import auth, run_stats
 from utils.api_factory import ApiManager, TxoRestAPI, create_rest_api
@@ -74,7 +76,7 @@ def test_get_sends_bearer_token_and_params(wiremock: WireMock, api: TxoRestAPI) 
     )
     assert api.get("items", params={"$top": 5}) == {"ok": True}
     (seen,) = wiremock.find("GET", "/api/items")
-    assert header(seen, "Authorization") == f"Bearer {TOKEN}"
+    assert header(seen, "Authorization") == f"Bearer {API_TOKEN}"
     assert seen["url"] == "/api/items?$top=5"
 
 
@@ -135,7 +137,7 @@ def test_without_auth_no_authorization_header(wiremock: WireMock) -> None:
 
 def test_missing_base_url_is_a_configuration_error() -> None:
     with pytest.raises(ConfigurationError, match="api-base-url"):
-        create_rest_api({"global": {}, "_token": TOKEN})
+        create_rest_api({"global": {}, "_token": API_TOKEN})
 
 
 def test_api_delay_pauses_before_each_request(wiremock: WireMock) -> None:
@@ -212,7 +214,7 @@ def test_401_without_client_credentials_is_an_auth_error(wiremock: WireMock) -> 
 
     clear_token_providers()
     wiremock.stub({"request": {"method": "GET", "urlPath": "/api/me"}, "response": {"status": 401}})
-    config = make_config(f"{wiremock.base_url}/api", _az_token=TOKEN)
+    config = make_config(f"{wiremock.base_url}/api", _az_token=API_TOKEN)
     with create_rest_api(config) as client, pytest.raises(ApiAuthenticationError):
         client.get("me")
     assert wiremock.count("GET", "/api/me") == 1
@@ -295,7 +297,7 @@ def test_redirect_to_another_origin_drops_the_token(wiremock: WireMock) -> None:
         assert client.get("moved") == {"here": True}
     (moved,) = wiremock.find("GET", "/api/moved")
     (landed,) = wiremock.find("GET", "/elsewhere")
-    assert header(moved, "Authorization") == f"Bearer {TOKEN}"
+    assert header(moved, "Authorization") == f"Bearer {API_TOKEN}"
     assert header(landed, "Authorization") is None
 
 
@@ -307,7 +309,7 @@ def test_absolute_url_on_another_origin_gets_no_token(wiremock: WireMock, api: T
     api.get(f"{wiremock.base_url}/foreign")
     foreign, own = wiremock.find("GET", "/foreign")
     assert header(foreign, "Authorization") is None
-    assert header(own, "Authorization") == f"Bearer {TOKEN}"
+    assert header(own, "Authorization") == f"Bearer {API_TOKEN}"
 
 
 # -- manager and counters ----------------------------------------------------------------------

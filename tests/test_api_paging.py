@@ -8,19 +8,21 @@ from typing import Any
 
 import pytest
 
-from tests.http_contract_support import TOKEN as CONTRACT_TOKEN
 from tests.http_contract_support import (
+    API_TOKEN,
     always,
     client,
     contract_config,
     gaps_ms,
     hang_guard,
     header,
+    json_response,
+    make_config,
     other_origin,
     respond,
     sequence,
 )
-from tests.support_api import TOKEN, json_response, make_config
+from tests.http_contract_support import TOKEN as CONTRACT_TOKEN
 from tools.wiremock_server import WireMock
 from utils import redaction
 from utils.api_factory import ApiManager, TxoRestAPI, create_rest_api
@@ -116,7 +118,7 @@ def test_odata_next_link_and_params_only_on_first_request(
     assert api.get_all("items", params={"$top": 2}) == [1, 2, 3, 4, 5]
     urls = [r["url"] for r in wiremock.find("GET", "/api/items")]
     assert urls == ["/api/items?$top=2", "/api/items?$skiptoken=a", "/api/items?$skiptoken=b"]
-    assert all(header(r, "Authorization") == f"Bearer {TOKEN}" for r in wiremock.requests())
+    assert all(header(r, "Authorization") == f"Bearer {API_TOKEN}" for r in wiremock.requests())
 
 
 def test_link_header_pagination(wiremock: WireMock, api: TxoRestAPI) -> None:
@@ -230,7 +232,7 @@ def test_next_link_on_another_origin_gets_no_token(wiremock: WireMock, api: TxoR
     stub_page(wiremock, {"page": "2"}, json_response({"value": [2]}))
     assert api.get_all("items") == [1, 2]
     first, second = wiremock.find("GET", "/api/items")
-    assert header(first, "Authorization") == f"Bearer {TOKEN}"
+    assert header(first, "Authorization") == f"Bearer {API_TOKEN}"
     assert header(second, "Authorization") is None
 
 
@@ -266,7 +268,7 @@ def test_202_relative_location_is_polled_until_done(wiremock: WireMock, api: Txo
     assert wiremock.count("POST", "/api/v1/jobs") == 1
     polls = wiremock.find("GET", "/api/v1/jobs/7/status")
     assert len(polls) == 3
-    assert all(header(p, "Authorization") == f"Bearer {TOKEN}" for p in polls)
+    assert all(header(p, "Authorization") == f"Bearer {API_TOKEN}" for p in polls)
 
 
 def test_202_absolute_location_and_retry_after(wiremock: WireMock, api: TxoRestAPI) -> None:
@@ -428,7 +430,7 @@ def test_delta_follows_next_links_until_the_delta_link(wiremock: WireMock, api: 
         f"{DELTA_PATH}?$skiptoken=p2",
         f"{DELTA_PATH}?$skiptoken=p3",
     ]
-    assert all(header(e, "Authorization") == f"Bearer {TOKEN}" for e in entries)
+    assert all(header(e, "Authorization") == f"Bearer {API_TOKEN}" for e in entries)
 
 
 def test_delta_resumes_from_a_saved_link_without_the_fresh_params(
@@ -512,7 +514,7 @@ def test_delta_keeps_the_paging_rules_loops_and_token_origin(
     with pytest.raises(ApiOperationError, match="Pagination loop"):
         list(pull.pages())
     first, second = wiremock.requests()
-    assert header(first, "Authorization") == f"Bearer {TOKEN}"
+    assert header(first, "Authorization") == f"Bearer {API_TOKEN}"
     assert header(second, "Authorization") is None  # another origin gets no token
 
 

@@ -20,10 +20,11 @@ from tests.http_contract_support import (
     gaps_ms,
     hang_guard,
     header,
+    json_response,
+    make_config,
     respond,
     sequence,
 )
-from tests.support_api import json_response, make_config
 from tools.wiremock_server import WireMock, free_port
 from utils import run_stats
 from utils.api_factory import create_rest_api
