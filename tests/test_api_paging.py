@@ -58,6 +58,8 @@ def stub_page(
             {"next": "https://a/p9", "last": "https://a/p9"},
         ),
         ('<https://a/q?x=1,2>; type="a"; rel="next"', {"next": "https://a/q?x=1,2"}),
+        ('<https://a/m;v=1>; rel="next"', {"next": "https://a/m;v=1"}),
+        ('<https://a/p2>; title="a, <b>"; rel="next"', {"next": "https://a/p2"}),
         ("", {}),
         (None, {}),
         ("garbage", {}),

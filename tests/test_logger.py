@@ -976,3 +976,118 @@ def test_values_shorter_than_four_characters_are_not_registered() -> None:
     register_secret("abc")
     register_secret("  ab  ")
     assert redact("abc ab cabbage") == "abc ab cabbage"
+
+
+# ==== the JSON console format, in process: what python-json-logger's add_fields hook yields
+JSON_SECRET = "Jz7-registered-json-secret"
+
+
+class Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError(JSON_SECRET)
+
+
+@pytest.fixture
+def json_formatter() -> Iterator[Any]:
+    from utils.log_formatters import RedactingJsonFormatter
+
+    register_secret(JSON_SECRET)
+    yield RedactingJsonFormatter(lambda: {"org": "acme", "env": "prod", "run_id": None})
+    redaction.clear_registered_secrets()
+
+
+def json_record(msg: Any, args: Any = None, exc_info: Any = None, **extra: Any) -> Any:
+    import logging
+
+    record = logging.LogRecord("txo.test", logging.INFO, __file__, 7, msg, args, exc_info)
+    record.created, record.msecs = 1.0, 0.0
+    record.__dict__.update(extra)
+    return record
+
+
+def test_json_fields_come_in_their_order(json_formatter: Any) -> None:
+    line = json_formatter.format(json_record("hello %s", ("world",)))
+    assert json.loads(line) == {
+        "timestamp": "1970-01-01T00:00:01.000Z",
+        "level": "INFO",
+        "logger": "txo.test",
+        "message": "hello world",
+        "org": "acme",
+        "env": "prod",
+        "run_id": None,
+    }
+    assert list(json.loads(line)) == [
+        "timestamp", "level", "logger", "message", "org", "env", "run_id",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("msg", "args", "message"),
+    [
+        ("bad %d format", ("x",), "bad %d format [log arguments could not be formatted: TypeError]"),
+        ("hostile %s", (Unprintable(),), "hostile %s [log arguments could not be formatted: RuntimeError]"),
+        (f"token {JSON_SECRET} here", None, f"token {REDACTED} here"),
+    ],
+)  # fmt: skip
+def test_json_message_is_redacted_and_never_raises(
+    json_formatter: Any, msg: str, args: Any, message: str
+) -> None:
+    record = json_record(msg, args)
+    data = json.loads(json_formatter.format(record))
+    assert data["message"] == message
+    assert JSON_SECRET not in json_formatter.format(record)
+    assert getattr(record, "message", message) == message  # never the unredacted text
+
+
+def test_json_dict_message_becomes_fields_and_is_not_changed(json_formatter: Any) -> None:
+    given = {"rows": 3, "password": "pw-1", "message": "m", "note": f"see {JSON_SECRET}"}
+    data = json.loads(json_formatter.format(json_record(given)))
+    assert data["message"] == ""
+    assert data["rows"] == 3
+    assert data["password"] == REDACTED
+    assert data["extra.message"] == "m"
+    assert data["note"] == f"see {REDACTED}"
+    assert given == {"rows": 3, "password": "pw-1", "message": "m", "note": f"see {JSON_SECRET}"}
+
+
+def test_json_extras_are_cleaned(json_formatter: Any) -> None:
+    deep: Any = "bottom"
+    for _ in range(10):
+        deep = [deep]
+    record = json_record(
+        "x",
+        api_key="k-1",
+        level="lv",
+        shape={"n": [1, float("nan"), Unprintable(), None, True]},
+        deep=deep,
+    )
+    data = json.loads(json_formatter.format(record))
+    assert data["api_key"] == REDACTED
+    assert data["extra.level"] == "lv"
+    assert data["shape"] == {"n": [1, "nan", "[REDACTION FAILED: log text withheld]", None, True]}
+    assert "<nested too deep>" in json.dumps(data["deep"])
+
+
+def test_json_traceback_and_stack_are_redacted(json_formatter: Any) -> None:
+    try:
+        raise ValueError(f"boom {JSON_SECRET}")
+    except ValueError:
+        record = json_record("failed", exc_info=sys.exc_info(), stack_info=f"Stack {JSON_SECRET}")
+    data = json.loads(json_formatter.format(record))
+    assert data["exc_info"].startswith("Traceback (most recent call last):")
+    assert f"ValueError: boom {REDACTED}" in data["exc_info"]
+    assert data["stack_info"] == f"Stack {REDACTED}"
+
+
+def test_json_formatter_failure_gives_a_placeholder(json_formatter: Any) -> None:
+    def broken() -> dict[str, str | None]:
+        raise KeyError("context")
+
+    json_formatter._context = broken
+    data = json.loads(json_formatter.format(json_record("x")))
+    assert data == {
+        "timestamp": "1970-01-01T00:00:01.000Z",
+        "level": "INFO",
+        "logger": "txo.test",
+        "message": "[REDACTION FAILED: log text withheld] (KeyError)",
+    }
