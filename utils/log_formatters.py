@@ -53,7 +53,7 @@ def _message(record: logging.LogRecord) -> str:
         return f"{template} [log arguments could not be formatted: {type(err).__name__}]"
 
 
-def redacted_parts(record: logging.LogRecord) -> tuple[str, str, str]:
+def redacted_parts(record: logging.LogRecord, formatted: str | None = None) -> tuple[str, str, str]:
     """Return the record's message, traceback and stack information, redacted.
 
     Computed once per record and cached on it, so every toolkit handler shares one scan.
@@ -62,6 +62,8 @@ def redacted_parts(record: logging.LogRecord) -> tuple[str, str, str]:
 
     Args:
         record: The log record.
+        formatted: ``record.getMessage()`` when the caller has it already (not formatted
+            twice).
 
     Returns:
         ``(message, exception_text, stack_text)``; the last two are ``""`` when absent.
@@ -70,7 +72,8 @@ def redacted_parts(record: logging.LogRecord) -> tuple[str, str, str]:
     if cached is not None:
         return cached
     # py.warnings messages end in a newline; a log line should not.
-    message = redact(_message(record).rstrip("\n"))
+    raw = formatted if formatted is not None else _message(record)
+    message = redact(raw.rstrip("\n"))
     exc_text = ""
     if record.exc_info or record.exc_text:
         try:
@@ -131,7 +134,8 @@ class RedactingJsonFormatter(JsonFormatter):
     rendered with ``str()`` and redacted (a failing ``__str__`` gives the placeholder).
 
     python-json-logger's template does the work: :meth:`add_fields` is the hook that decides
-    what a record becomes; ``format`` is only guarded so that it never raises.
+    what a record becomes, :meth:`jsonify_log_record` writes it with the plain encoder (every
+    value is already plain JSON); ``format`` is only guarded so that it never raises.
 
     Args:
         context: Called per record; returns the ``org``, ``env`` and ``run_id`` fields.
@@ -179,7 +183,9 @@ class RedactingJsonFormatter(JsonFormatter):
         ``message_dict`` (the library's copy of a dict message, with its unredacted
         traceback) is not used: the record's own parts are taken, redacted once.
         """
-        message, exc_text, stack_text = redacted_parts(record)
+        # The library has just formatted the message into record.message: reuse it.
+        formatted = None if isinstance(record.msg, dict) else record.__dict__.get("message")
+        message, exc_text, stack_text = redacted_parts(record, formatted)
         record.message = message  # the library set the unredacted text there
         log_data.update(
             {
@@ -200,6 +206,10 @@ class RedactingJsonFormatter(JsonFormatter):
         extras = {k: v for k, v in record.__dict__.items() if k not in self._reserved}
         if extras:
             log_data.update(_clean_mapping(extras, log_data))
+
+    def jsonify_log_record(self, log_data: dict[str, Any]) -> str:
+        """Serialise ``log_data``, already made of plain JSON values by :meth:`add_fields`."""
+        return json.dumps(log_data, ensure_ascii=True)
 
 
 def _clean_mapping(mapping: dict[Any, Any], existing: dict[str, Any]) -> dict[str, Any]:
