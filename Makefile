@@ -75,8 +75,8 @@ demo: $(STAMP) ## Start the demo API, run the report for demo/test against it, s
 	  cp config/demo-test-config-secrets_example.json config/demo-test-config-secrets.json && \
 	  chmod 600 config/demo-test-config-secrets.json && \
 	  echo "Created config/demo-test-config-secrets.json from its demo-only example."; }
-	@$(PY) -m tests.wiremock_server start --root mock-api --port $(DEMO_PORT)
-	@trap '$(PY) -m tests.wiremock_server stop' EXIT; trap 'exit 130' INT; trap 'exit 143' TERM; \
+	@$(PY) -m tools.wiremock_server start --root mock-api --port $(DEMO_PORT)
+	@trap '$(PY) -m tools.wiremock_server stop' EXIT; trap 'exit 130' INT; trap 'exit 143' TERM; \
 	  $(PY) -m src.report demo test $(ARGS); status=$$?; echo; \
 	  if [ $$status -eq 0 ]; then \
 	    echo "✅ Report:  $$(ls -t output/demo-test-report_*.xlsx | head -n 1)"; \
@@ -96,10 +96,10 @@ new-script: $(STAMP) ## Write src/NAME.py, its settings schema and its tests: ma
 	@$(PY) -m tools.new_script "$$NAME"
 
 mock-api-up: $(STAMP) ## Start the demo API (WireMock) in the background (port 8089, DEMO_PORT=…)
-	$(PY) -m tests.wiremock_server start --root mock-api --port $(DEMO_PORT)
+	$(PY) -m tools.wiremock_server start --root mock-api --port $(DEMO_PORT)
 
 mock-api-down: $(STAMP) ## Stop the demo API started by mock-api-up
-	$(PY) -m tests.wiremock_server stop
+	$(PY) -m tools.wiremock_server stop
 
 test: lint typecheck check-patterns pytest ## The whole suite: static checks, unit and integration tests (real WireMock)
 
@@ -127,7 +127,7 @@ typecheck: $(STAMP) ## mypy on utils/, src/ and tools/
 	$(PY) -m mypy
 
 check-patterns: $(STAMP) ## Check the scripts in src/ follow the toolkit's patterns
-	$(PY) -m tests.check_patterns src
+	$(PY) -m tools.check_patterns src
 
 bench: $(STAMP) ## Benchmarks, written to bench/RESULTS.md (not part of make test)
 	$(PY) -m bench.run

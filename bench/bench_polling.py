@@ -18,7 +18,7 @@ from typing import Any
 import requests
 
 from bench.common import Row
-from tests.wiremock_server import WireMock
+from tools.wiremock_server import WireMock
 from utils.api_factory import create_rest_api
 
 POLL_INTERVAL = 0.5

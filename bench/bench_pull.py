@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import Row, ratio_stats
-from tests.wiremock_server import free_port
+from tools.wiremock_server import free_port
 
 AREA = "Big pull"
 REPO = Path(__file__).resolve().parent.parent

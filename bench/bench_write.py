@@ -16,7 +16,7 @@ from typing import Any
 import requests
 
 from bench.common import Row, interleaved, ratio_stats
-from tests.wiremock_server import WireMock
+from tools.wiremock_server import WireMock
 from utils.api_factory import WriteRequest, create_rest_api
 
 AREA = "Write-back"

@@ -18,7 +18,7 @@ import textwrap
 from pathlib import Path
 
 from bench.bench_pull import PROBE_HEAD, PROBE_TAIL, REPO, SERVER_START_SECONDS, TOOLKIT
-from tests.wiremock_server import free_port
+from tools.wiremock_server import free_port
 
 PROFILE_WRAP = """
 import pyinstrument

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support_api import make_config
+from tests.http_contract_support import make_config
 from tests.support_scripts import Project, make_project
-from tests.wiremock_server import WireMock
+from tools.wiremock_server import WireMock
 from utils import path_helpers, run_stats
 from utils.api_factory import TxoRestAPI, create_rest_api
 from utils.load_n_save import TxoDataHandler

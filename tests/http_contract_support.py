@@ -1,4 +1,4 @@
-"""Helpers of the HTTP contract tests (``tests/test_contract_http*.py``), written from DESIGN §3/§4.
+"""Helpers of the HTTP client tests (``tests/test_api_*.py``), written from DESIGN §3/§4.
 
 Every timing is small and every wait is capped (``max-wait-seconds`` 2 s, ``async-max-wait``
 2 s, ``rest-timeout-seconds`` 1 s), so a regression that retries or polls too much fails fast
@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.wiremock_server import WireMock
+from tools.wiremock_server import WireMock
 from utils.api_factory import TxoRestAPI, create_rest_api
 
 TOKEN = "contract-token-Zq81xVw3"
@@ -188,3 +188,32 @@ def closed_port() -> int:
 def other_origin(wm: WireMock) -> str:
     """The same WireMock reached under another origin (``localhost`` vs ``127.0.0.1``)."""
     return wm.base_url.replace("127.0.0.1", "localhost")
+
+
+# -- configs and answers of the tests/test_api_*.py modules --------------------------------
+API_TOKEN = "test-token-4f1c9a77e2"
+FAST_BEHAVIOR: dict[str, Any] = merged_behavior(
+    {
+        "api-timeouts": {"async-poll-interval": 0.05},
+        # a small max-wait: a Retry-After regression fails fast instead of sleeping for minutes
+        "retry-strategy": {"max-wait-seconds": 5},
+    }
+)
+"""The contract tests' fast ``script-behavior``, polling a little slower, waiting a little longer."""
+
+
+def make_config(
+    base_url: str, behavior: dict[str, Any] | None = None, **extra: Any
+) -> dict[str, Any]:
+    """A minimal config with small timings: token ``API_TOKEN``; ``behavior`` merged one level deep."""
+    config = contract_config(base_url, behavior, token=API_TOKEN, defaults=FAST_BEHAVIOR)
+    config.update(extra)
+    return config
+
+
+def json_response(body: Any, status: int = 200, **headers: str) -> dict[str, Any]:
+    return {
+        "status": status,
+        "jsonBody": body,
+        "headers": {"Content-Type": "application/json", **headers},
+    }

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import requests
 
-from tests.wiremock_server import free_port, stop_process
 from tools import debian_fetch
+from tools.wiremock_server import free_port, stop_process
 
 PACKAGE = "prometheus-pushgateway"
 BINARY = Path("usr") / "bin" / PACKAGE

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.wiremock_server import WireMock
+from tools.wiremock_server import WireMock
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MOCK_API = PROJECT_ROOT / "mock-api"

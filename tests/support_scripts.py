@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from tools.wiremock_server import WireMock
+
 ROOT = Path(__file__).resolve().parent.parent
 RUN_TIMEOUT = 60
 SIGNAL_WAIT = 30
@@ -145,3 +147,48 @@ def wait_for_line(proc: subprocess.Popen[str], text: str) -> None:
             break
     proc.kill()
     pytest.fail(f"script never printed {text!r}: {proc.communicate()[1]}")
+
+
+# -- a client-credentials config and its token endpoint (script-run tests) ----------------
+CONTRACT_TOKEN_PATH = "/tenant-x/oauth2/v2.0/token"
+
+
+def client_config(
+    token_url: str | None, api_url: str = "https://api.example.com"
+) -> dict[str, Any]:
+    """A small config with client credentials and fast settings."""
+    config: dict[str, Any] = {
+        "global": {
+            "api-base-url": api_url,
+            "tenant-id": "tenant-x",
+            "client-id": "client-42",
+            "oauth-scope": "https://api.example.com/.default",
+        },
+        "script-behavior": {
+            "api-delay-seconds": 0,
+            "api-timeouts": {"rest-timeout-seconds": 1},
+            "retry-strategy": {"max-retries": 2, "backoff-factor": 0.01},
+            "jitter": {"min-factor": 1.0, "max-factor": 1.0},
+        },
+    }
+    if token_url:
+        config["global"]["oauth-token-url"] = token_url
+    return config
+
+
+def stub_contract_token(wm: WireMock, token: str, expires_in: Any = 3599, **extra: Any) -> None:
+    wm.stub(
+        {
+            "request": {"method": "POST", "urlPath": CONTRACT_TOKEN_PATH},
+            "response": {
+                "status": 200,
+                "headers": {"Content-Type": "application/json"},
+                "jsonBody": {
+                    "token_type": "Bearer",
+                    "expires_in": expires_in,
+                    "access_token": token,
+                },
+            },
+            **extra,
+        }
+    )

@@ -6,9 +6,8 @@ from typing import Any
 
 import pytest
 
-from tests.http_contract_support import hang_guard
-from tests.support_api import TOKEN, make_config
-from tests.wiremock_server import WireMock
+from tests.http_contract_support import API_TOKEN, hang_guard, make_config
+from tools.wiremock_server import WireMock
 from utils.api_factory import create_rest_api
 from utils.exceptions import ApiOperationError
 from utils.http_errors import encode_query, safe_url, url_with_params
@@ -59,7 +58,7 @@ def test_how_to_fix_fits_the_status(wiremock: WireMock, status: int, fix_words: 
 
 
 def test_no_token_in_any_error_text(wiremock: WireMock) -> None:
-    body: dict[str, Any] = {"error": {"message": f"token {TOKEN} is not valid here"}}
+    body: dict[str, Any] = {"error": {"message": f"token {API_TOKEN} is not valid here"}}
     wiremock.stub(
         {
             "request": {"method": "GET", "urlPath": "/api/echo"},
@@ -71,7 +70,7 @@ def test_no_token_in_any_error_text(wiremock: WireMock) -> None:
         pytest.raises(ApiOperationError) as caught,
     ):
         api.get("echo")
-    assert TOKEN not in str(caught.value)
+    assert API_TOKEN not in str(caught.value)
     assert "is not valid here" in str(caught.value)
 
 

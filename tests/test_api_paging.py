@@ -9,12 +9,25 @@ from typing import Any
 
 import pytest
 
-from tests.http_contract_support import hang_guard, header, other_origin, sequence
-from tests.support_api import TOKEN, json_response, make_config
-from tests.wiremock_server import WireMock
-from utils import http_body
-from utils.api_factory import TxoRestAPI, create_rest_api
-from utils.exceptions import ApiOperationError, ApiTimeoutError
+from tests.http_contract_support import (
+    API_TOKEN,
+    always,
+    client,
+    contract_config,
+    gaps_ms,
+    hang_guard,
+    header,
+    json_response,
+    make_config,
+    other_origin,
+    respond,
+    sequence,
+)
+from tests.http_contract_support import TOKEN as CONTRACT_TOKEN
+from tools.wiremock_server import WireMock
+from utils import http_body, redaction
+from utils.api_factory import ApiManager, TxoRestAPI, create_rest_api
+from utils.exceptions import ApiOperationError, ApiTimeoutError, HelpfulError
 from utils.pagination import extract_records, next_link, parse_link_header
 
 pytestmark = pytest.mark.usefixtures(hang_guard.__name__)
@@ -46,6 +59,8 @@ def stub_page(
             {"next": "https://a/p9", "last": "https://a/p9"},
         ),
         ('<https://a/q?x=1,2>; type="a"; rel="next"', {"next": "https://a/q?x=1,2"}),
+        ('<https://a/m;v=1>; rel="next"', {"next": "https://a/m;v=1"}),
+        ('<https://a/p2>; title="a, <b>"; rel="next"', {"next": "https://a/p2"}),
         ("", {}),
         (None, {}),
         ("garbage", {}),
@@ -106,7 +121,7 @@ def test_odata_next_link_and_params_only_on_first_request(
     assert api.get_all("items", params={"$top": 2}) == [1, 2, 3, 4, 5]
     urls = [r["url"] for r in wiremock.find("GET", "/api/items")]
     assert urls == ["/api/items?$top=2", "/api/items?$skiptoken=a", "/api/items?$skiptoken=b"]
-    assert all(header(r, "Authorization") == f"Bearer {TOKEN}" for r in wiremock.requests())
+    assert all(header(r, "Authorization") == f"Bearer {API_TOKEN}" for r in wiremock.requests())
 
 
 def test_link_header_pagination(wiremock: WireMock, api: TxoRestAPI) -> None:
@@ -220,7 +235,7 @@ def test_next_link_on_another_origin_gets_no_token(wiremock: WireMock, api: TxoR
     stub_page(wiremock, {"page": "2"}, json_response({"value": [2]}))
     assert api.get_all("items") == [1, 2]
     first, second = wiremock.find("GET", "/api/items")
-    assert header(first, "Authorization") == f"Bearer {TOKEN}"
+    assert header(first, "Authorization") == f"Bearer {API_TOKEN}"
     assert header(second, "Authorization") is None
 
 
@@ -256,7 +271,7 @@ def test_202_relative_location_is_polled_until_done(wiremock: WireMock, api: Txo
     assert wiremock.count("POST", "/api/v1/jobs") == 1
     polls = wiremock.find("GET", "/api/v1/jobs/7/status")
     assert len(polls) == 3
-    assert all(header(p, "Authorization") == f"Bearer {TOKEN}" for p in polls)
+    assert all(header(p, "Authorization") == f"Bearer {API_TOKEN}" for p in polls)
 
 
 def test_202_absolute_location_and_retry_after(wiremock: WireMock, api: TxoRestAPI) -> None:
@@ -418,7 +433,7 @@ def test_delta_follows_next_links_until_the_delta_link(wiremock: WireMock, api: 
         f"{DELTA_PATH}?$skiptoken=p2",
         f"{DELTA_PATH}?$skiptoken=p3",
     ]
-    assert all(header(e, "Authorization") == f"Bearer {TOKEN}" for e in entries)
+    assert all(header(e, "Authorization") == f"Bearer {API_TOKEN}" for e in entries)
 
 
 def test_delta_resumes_from_a_saved_link_without_the_fresh_params(
@@ -502,7 +517,7 @@ def test_delta_keeps_the_paging_rules_loops_and_token_origin(
     with pytest.raises(ApiOperationError, match="Pagination loop"):
         list(pull.pages())
     first, second = wiremock.requests()
-    assert header(first, "Authorization") == f"Bearer {TOKEN}"
+    assert header(first, "Authorization") == f"Bearer {API_TOKEN}"
     assert header(second, "Authorization") is None  # another origin gets no token
 
 
@@ -523,3 +538,540 @@ def test_pages_are_exactly_what_the_stdlib_decoding_gives(
     assert fast == repr(list(api.iter_pages("items")))
     assert "12345678901234567890123" in fast and "nan" in fast and "'a': 2" in fast
     assert wiremock.count("GET", url_path="/api/items") == 4
+
+
+# ==== contract_http_paths: Contract tests of URLs, pagination, return values and error contents of the HTTP client.
+#
+# Written from DESIGN §3 (``utils.api_factory``) and §4 (relative paths, one ``/``); each case
+# checks what the real WireMock received.
+SECRET_VALUE = "qS9-very-secret-value-41"
+
+
+# -- paths ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("base", "path", "expected"),
+    [
+        ("/api", "customers", "/api/customers"),
+        ("/api", "/customers", "/api/customers"),
+        ("/api/", "customers", "/api/customers"),
+        ("/api/", "/customers", "/api/customers"),
+        ("/api/v2.0/", "customers", "/api/v2.0/customers"),
+        ("/api/v2.0", "companies(1)/customers", "/api/v2.0/companies(1)/customers"),
+        ("", "customers", "/customers"),
+        ("/", "/customers", "/customers"),
+    ],
+)
+def test_relative_path_is_appended_with_one_slash(
+    wiremock: WireMock, base: str, path: str, expected: str
+) -> None:
+    always(wiremock, "GET", expected, respond(200, {"ok": 1}))
+    with client(wiremock, base=base) as api:
+        assert api.get(path) == {"ok": 1}
+    (entry,) = wiremock.requests()
+    assert entry["url"] == expected
+    assert header(entry, "Authorization") == f"Bearer {CONTRACT_TOKEN}"
+
+
+def test_absolute_url_is_used_as_given(wiremock: WireMock) -> None:
+    always(wiremock, "GET", "/elsewhere/x", respond(200, {"abs": 1}))
+    with client(wiremock, base="/api/v2") as api:
+        assert api.get(f"{wiremock.base_url}/elsewhere/x") == {"abs": 1}
+    (entry,) = wiremock.requests()
+    assert entry["url"] == "/elsewhere/x"
+    assert header(entry, "Authorization") == f"Bearer {CONTRACT_TOKEN}"  # same origin as the base
+
+
+def test_absolute_url_on_another_origin_gets_no_token(wiremock: WireMock) -> None:
+    always(wiremock, "GET", "/x", respond(200, {}))
+    with client(wiremock) as api:
+        api.get(f"{other_origin(wiremock)}/x")
+    (entry,) = wiremock.requests()
+    assert header(entry, "Authorization") is None
+
+
+def test_query_in_the_path_and_params_are_merged(wiremock: WireMock) -> None:
+    always(wiremock, "GET", "/api/customers", respond(200, []))
+    with client(wiremock) as api:
+        api.get("customers?$filter=name eq 'A'", params={"$top": 5, "$select": "id,name"})
+    (entry,) = wiremock.requests()
+    query = {k: v["values"] for k, v in entry["queryParams"].items()}
+    assert query == {"$filter": ["name eq 'A'"], "$top": ["5"], "$select": ["id,name"]}
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH"])
+def test_body_verbs_send_json(wiremock: WireMock, method: str) -> None:
+    always(wiremock, method, "/api/c", respond(201, {"id": 7}))
+    with client(wiremock) as api:
+        assert getattr(api, method.lower())("c", {"name": "Ä", "n": 1.5}) == {"id": 7}
+    (entry,) = wiremock.requests()
+    assert entry["method"] == method
+    assert header(entry, "Content-Type") == "application/json"
+    import json
+
+    assert json.loads(entry["body"]) == {"name": "Ä", "n": 1.5}
+
+
+def test_delete_with_params(wiremock: WireMock) -> None:
+    always(wiremock, "DELETE", "/api/c(1)", respond(204))
+    with client(wiremock) as api:
+        assert api.delete("c(1)", params={"force": "true"}) is None
+    (entry,) = wiremock.requests()
+    assert entry["url"] == "/api/c(1)?force=true"
+
+
+def test_without_auth_no_authorization_header_and_no_token_needed(wiremock: WireMock) -> None:
+    always(wiremock, "GET", "/api/open", respond(200, {"open": 1}))
+    config = contract_config(f"{wiremock.base_url}/api", token=None)
+    with create_rest_api(config, require_auth=False) as api:
+        assert api.get("open") == {"open": 1}
+    (entry,) = wiremock.requests()
+    assert header(entry, "Authorization") is None
+
+
+def test_api_manager_reuses_clients_and_closes_every_session(wiremock: WireMock) -> None:
+    always(wiremock, "GET", "/api/x", respond(200, {}))
+    config = contract_config(f"{wiremock.base_url}/api")
+    with ApiManager(config) as manager:
+        authed = manager.get_rest_api()
+        open_ = manager.get_rest_api(require_auth=False)
+        assert manager.get_rest_api() is authed
+        assert open_ is not authed
+        authed.get("x")
+        open_.get("x")
+        pools = [
+            adapter.poolmanager
+            for api in (authed, open_)
+            for adapter in api.transport.session.adapters.values()
+        ]
+        assert sum(len(p.pools) for p in pools) >= 2
+    assert all(len(p.pools) == 0 for p in pools)
+    entries = wiremock.requests()
+    assert [header(e, "Authorization") for e in entries] == [f"Bearer {CONTRACT_TOKEN}", None]
+
+
+# -- return values -------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("response", "expected"),
+    [
+        (respond(200, {"a": [1, 2]}), {"a": [1, 2]}),
+        (respond(200, [1, "x"]), [1, "x"]),
+        (respond(200, "", headers={"Content-Type": "application/json"}), None),
+        (respond(200), None),
+        (respond(204), None),
+        (respond(200, "plain text", headers={"Content-Type": "text/plain"}), "plain text"),
+        (
+            respond(200, "Grüße, €", headers={"Content-Type": "text/plain; charset=utf-8"}),
+            "Grüße, €",
+        ),
+        (respond(200, "Grüße, €", headers={"Content-Type": "text/plain"}), "Grüße, €"),
+        (respond(200, "<a>é</a>", headers={"Content-Type": "application/xml"}), "<a>é</a>"),
+        (respond(200, '{"x": "é"}', headers={"Content-Type": "application/json"}), {"x": "é"}),
+        (
+            respond(200, '{"x": 1}', headers={"Content-Type": "application/problem+json"}),
+            {"x": 1},
+        ),
+        (respond(200, '{"n": 2}'), {"n": 2}),
+        (respond(201, {"id": 1}), {"id": 1}),
+        (respond(200, "true", headers={"Content-Type": "application/json"}), True),
+    ],
+)
+def test_return_value(wiremock: WireMock, response: dict[str, Any], expected: Any) -> None:
+    always(wiremock, "GET", "/api/r", response)
+    with client(wiremock) as api:
+        assert api.get("r") == expected
+
+
+def test_invalid_json_declared_as_json_is_a_helpful_error(wiremock: WireMock) -> None:
+    always(
+        wiremock,
+        "GET",
+        "/api/r",
+        respond(200, "{oops", headers={"Content-Type": "application/json"}),
+    )
+    with client(wiremock) as api, pytest.raises(ApiOperationError) as caught:
+        api.get("r")
+    assert caught.value.status_code == 200
+    assert caught.value.method == "GET"
+    assert caught.value.url == f"{wiremock.base_url}/api/r"
+    assert wiremock.count("ANY") == 1
+
+
+def test_head_is_answered_with_the_headers(wiremock: WireMock) -> None:
+    always(wiremock, "HEAD", "/api/r", respond(200, headers={"ETag": '"v1"'}))
+    with client(wiremock) as api:
+        assert api.head("r")["etag"] == '"v1"'
+    assert wiremock.count("HEAD", "/api/r") == 1
+
+
+# -- pagination ----------------------------------------------------------------------------------
+def page(records: list[Any], key: str | None = "value", **links: Any) -> dict[str, Any]:
+    body: Any = records if key is None else {key: records}
+    if key is not None:
+        body.update(links)
+    return respond(200, body)
+
+
+@pytest.mark.parametrize("absolute", [True, False])
+def test_odata_next_link_and_params_only_first(wiremock: WireMock, absolute: bool) -> None:
+    prefix = f"{wiremock.base_url}/api/" if absolute else ""
+    stub_url(
+        wiremock,
+        "/api/c?$top=2",
+        page([1, 2], **{"@odata.nextLink": f"{prefix}c?$skiptoken=2"}),
+    )
+    stub_url(
+        wiremock,
+        "/api/c?$skiptoken=2",
+        page([3, 4], **{"@odata.nextLink": f"{prefix}c?$skiptoken=4"}),
+    )
+    stub_url(wiremock, "/api/c?$skiptoken=4", page([5]))
+    with client(wiremock) as api:
+        pages = list(api.iter_pages("c", {"$top": 2}))
+        assert pages == [[1, 2], [3, 4], [5]]
+        assert api.get_all("c", {"$top": 2}) == [1, 2, 3, 4, 5]
+    entries = wiremock.requests()[:3]
+    assert [e["url"] for e in entries] == [
+        "/api/c?$top=2",
+        "/api/c?$skiptoken=2",
+        "/api/c?$skiptoken=4",
+    ]
+    assert all(header(e, "Authorization") == f"Bearer {CONTRACT_TOKEN}" for e in entries)
+
+
+@pytest.mark.parametrize(
+    "link",
+    [
+        '<{next}>; rel="next"',
+        "<{next}>; rel=next",
+        '<{first}>; rel="first", <{next}>; rel="next", <{last}>; rel="last"',
+        '<{prev}>;rel="prev",<{next}>;rel="next"',
+        '<{next}>; REL="Next"',
+        '<{next}> ; rel = "next"',
+        '<{next}>; rel="next last"',
+        '<{next}>; title="a, b; c"; rel="next"',
+        '<{next}>; type="application/json"; rel="next"',
+    ],
+)
+def test_link_header_next(wiremock: WireMock, link: str) -> None:
+    urls = {
+        "next": f"{wiremock.base_url}/api/c?page=2",
+        "first": f"{wiremock.base_url}/api/c?page=1",
+        "prev": f"{wiremock.base_url}/api/c?page=0",
+        "last": f"{wiremock.base_url}/api/c?page=9",
+    }
+    stub_url(wiremock, "/api/c", respond(200, [1], headers={"Link": link.format(**urls)}))
+    stub_url(wiremock, "/api/c?page=2", respond(200, [2]))
+    with client(wiremock) as api:
+        assert api.get_all("c") == [1, 2]
+    assert [e["url"] for e in wiremock.requests()] == ["/api/c", "/api/c?page=2"]
+
+
+def test_relative_link_header(wiremock: WireMock) -> None:
+    stub_url(wiremock, "/api/v1/c", respond(200, [1], headers={"Link": '<c?page=2>; rel="next"'}))
+    stub_url(wiremock, "/api/v1/c?page=2", respond(200, [2]))
+    with client(wiremock) as api:
+        assert api.get_all("v1/c") == [1, 2]
+
+
+def test_link_header_without_next_ends(wiremock: WireMock) -> None:
+    link = f'<{wiremock.base_url}/api/c?page=1>; rel="prev"'
+    stub_url(wiremock, "/api/c", respond(200, [1], headers={"Link": link}))
+    with client(wiremock) as api:
+        assert api.get_all("c") == [1]
+    assert wiremock.count("ANY") == 1
+
+
+@pytest.mark.parametrize("key", ["value", "data", "items", "results"])
+def test_records_come_from_the_known_keys(wiremock: WireMock, key: str) -> None:
+    stub_url(wiremock, "/api/c", page([{"id": 1}], key, next="c?p=2"))
+    stub_url(wiremock, "/api/c?p=2", page([{"id": 2}], key))
+    with client(wiremock) as api:
+        assert api.get_all("c") == [{"id": 1}, {"id": 2}]
+
+
+def test_json_next_link_absolute(wiremock: WireMock) -> None:
+    stub_url(wiremock, "/api/c", page([1], "data", next=f"{wiremock.base_url}/api/c?p=2"))
+    stub_url(wiremock, "/api/c?p=2", page([2], "data", next=None))
+    with client(wiremock) as api:
+        assert api.get_all("c") == [1, 2]
+
+
+def test_json_api_links_next(wiremock: WireMock) -> None:
+    stub_url(wiremock, "/api/c", page([1], "data", links={"next": "/api/c?p=2", "self": "/api/c"}))
+    stub_url(wiremock, "/api/c?p=2", page([2], "data", links={"next": None}))
+    with client(wiremock) as api:
+        assert api.get_all("c") == [1, 2]
+
+
+def test_empty_last_page(wiremock: WireMock) -> None:
+    stub_url(wiremock, "/api/c", page([1, 2], **{"@odata.nextLink": "c?p=2"}))
+    stub_url(wiremock, "/api/c?p=2", page([]))
+    with client(wiremock) as api:
+        assert api.get_all("c") == [1, 2]
+        assert [r for p in api.iter_pages("c") for r in p] == [1, 2]
+
+
+def test_empty_collection(wiremock: WireMock) -> None:
+    stub_url(wiremock, "/api/c", page([]))
+    with client(wiremock) as api:
+        assert api.get_all("c") == []
+
+
+def test_server_capping_the_page_size_loses_nothing(wiremock: WireMock) -> None:
+    # asked for 5 per page, the server gives 3 and a next link that says where it stopped
+    records = list(range(1, 12))
+    stub_url(wiremock, "/api/c?$top=5", page(records[0:3], **{"@odata.nextLink": "c?$skip=3"}))
+    stub_url(wiremock, "/api/c?$skip=3", page(records[3:6], **{"@odata.nextLink": "c?$skip=6"}))
+    stub_url(wiremock, "/api/c?$skip=6", page(records[6:9], **{"@odata.nextLink": "c?$skip=9"}))
+    stub_url(wiremock, "/api/c?$skip=9", page(records[9:11]))
+    with client(wiremock) as api:
+        assert api.get_all("c", {"$top": 5}) == records
+    assert wiremock.count("GET") == 4
+
+
+@pytest.mark.parametrize("loop", ["c?p=1", "c?p=2"])
+def test_repeated_next_link_is_an_error(wiremock: WireMock, loop: str) -> None:
+    stub_url(wiremock, "/api/c?p=1", page([1], **{"@odata.nextLink": "c?p=2"}))
+    stub_url(wiremock, "/api/c?p=2", page([2], **{"@odata.nextLink": loop}))
+    with client(wiremock) as api, pytest.raises(ApiOperationError) as caught:
+        api.get_all("c?p=1")
+    assert wiremock.count("GET") == 2
+    assert caught.value.method == "GET"
+
+
+def test_next_link_to_the_first_page_with_params_is_a_loop(wiremock: WireMock) -> None:
+    stub_url(wiremock, "/api/c?$top=1", page([1], **{"@odata.nextLink": "c?$top=1"}))
+    stub_url(wiremock, "/api/c?$top=1", page([1], **{"@odata.nextLink": "c?$top=1"}))
+    with client(wiremock) as api, pytest.raises(ApiOperationError):
+        api.get_all("c", {"$top": 1})
+    assert wiremock.count("GET") <= 2
+
+
+def test_next_link_on_another_host_gets_no_token(wiremock: WireMock) -> None:
+    stub_url(
+        wiremock, "/api/c", page([1], **{"@odata.nextLink": f"{other_origin(wiremock)}/api/c?p=2"})
+    )
+    stub_url(wiremock, "/api/c?p=2", page([2]))
+    with client(wiremock) as api:
+        assert api.get_all("c") == [1, 2]
+    first, second = wiremock.requests()
+    assert header(first, "Authorization") == f"Bearer {CONTRACT_TOKEN}"
+    assert header(second, "Authorization") is None
+
+
+def test_a_failing_page_is_retried_within_the_walk(wiremock: WireMock) -> None:
+    stub_url(wiremock, "/api/c", page([1], **{"@odata.nextLink": "c?p=2"}))
+    sequence(wiremock, "GET", "", [respond(503), page([2])], url="/api/c?p=2")
+    with client(wiremock) as api:
+        assert api.get_all("c") == [1, 2]
+    assert wiremock.count("GET") == 3
+
+
+def test_iter_pages_is_lazy(wiremock: WireMock) -> None:
+    stub_url(wiremock, "/api/c", page([1], **{"@odata.nextLink": "c?p=2"}))
+    stub_url(wiremock, "/api/c?p=2", page([2]))
+    with client(wiremock) as api:
+        pages = api.iter_pages("c")
+        assert next(pages) == [1]
+        assert wiremock.count("GET") == 1
+
+
+# -- what errors show --------------------------------------------------------------------------
+def test_error_has_exact_status_url_and_method(wiremock: WireMock) -> None:
+    always(wiremock, "PATCH", "/api/c(1)", respond(409, {"error": {"message": "changed"}}))
+    with client(wiremock) as api, pytest.raises(ApiOperationError) as caught:
+        api.patch("c(1)", {"a": 1}, params={"company": "x"})
+    assert caught.value.status_code == 409
+    assert caught.value.method == "PATCH"
+    assert caught.value.url == f"{wiremock.base_url}/api/c(1)?company=x"
+    assert "changed" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "name", ["api_key", "client_secret", "access_token", "apikey", "x-api-key", "password", "sig"]
+)
+def test_error_url_hides_secret_query_values(wiremock: WireMock, name: str) -> None:
+    always(wiremock, "GET", "/api/c", respond(404))
+    with client(wiremock) as api, pytest.raises(ApiOperationError) as caught:
+        api.get(f"c?{name}={SECRET_VALUE}", params={"top": 1})
+    assert SECRET_VALUE not in caught.value.url
+    assert SECRET_VALUE not in str(caught.value)
+    assert caught.value.url == f"{wiremock.base_url}/api/c?{name}={redaction.REDACTED}&top=1"
+
+
+def test_error_url_has_no_userinfo(wiremock: WireMock) -> None:
+    always(wiremock, "GET", "/api/c", respond(500))
+    base = wiremock.base_url.replace("http://", f"http://user:{SECRET_VALUE}@") + "/api"
+    config = contract_config(base, {"retry-strategy": {"max-retries": 0}})
+    with create_rest_api(config) as api, pytest.raises(ApiOperationError) as caught:
+        api.get("c")
+    assert SECRET_VALUE not in caught.value.url
+    assert "user:" not in caught.value.url
+    assert SECRET_VALUE not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        respond(400, {"error": {"message": f"bad token {CONTRACT_TOKEN}"}}),
+        respond(500, f"trace: Authorization: Bearer {CONTRACT_TOKEN}"),
+        respond(404, {"message": f"client_secret={SECRET_VALUE} is wrong"}),
+        respond(429, {"detail": f"key {CONTRACT_TOKEN}"}),
+    ],
+)
+def test_no_secret_in_any_error_text(wiremock: WireMock, response: dict[str, Any]) -> None:
+    always(wiremock, "GET", "/api/c", response)
+    with client(wiremock) as api, pytest.raises(HelpfulError) as caught:
+        api.get("c", params={"api_key": SECRET_VALUE})
+    text = f"{caught.value}|{caught.value!r}|{getattr(caught.value, 'url', '')}"
+    assert CONTRACT_TOKEN not in text
+    assert SECRET_VALUE not in text
+
+
+# -- request bodies ------------------------------------------------------------------------------
+def test_body_with_decimal_datetime_and_nan_is_sent_as_json(wiremock: WireMock) -> None:
+    import datetime as dt
+    import json
+    from decimal import Decimal
+
+    always(wiremock, "POST", "/api/c", respond(201, {"id": 1}))
+    data = {
+        "amount": Decimal("12.30"),
+        "when": dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc),
+        "missing": float("nan"),
+        "name": "Ø",
+    }
+    with client(wiremock) as api:
+        assert api.post("c", data) == {"id": 1}
+    (entry,) = wiremock.requests()
+    assert header(entry, "Content-Type") == "application/json"
+    assert '"amount": 12.30' in entry["body"]
+    assert json.loads(entry["body"]) == {
+        "amount": 12.3,
+        "when": "2026-01-02T03:04:05+00:00",
+        "missing": None,
+        "name": "Ø",
+    }
+
+
+def test_body_that_cannot_be_json_fails_before_sending(wiremock: WireMock) -> None:
+    always(wiremock, "POST", "/api/c", respond(201))
+    with client(wiremock) as api, pytest.raises(HelpfulError):
+        api.post("c", {"x": object()})
+    assert wiremock.count("ANY") == 0
+
+
+def test_retries_resend_the_same_body_and_a_given_content_type_is_kept(wiremock: WireMock) -> None:
+    sequence(wiremock, "PUT", "/api/c", [respond(503), respond(200, {"ok": 1})])
+    with client(wiremock) as api:
+        api.put("c", {"n": [1, 2]}, headers={"content-type": "application/merge-patch+json"})
+    first, second = wiremock.requests()
+    assert first["body"] == second["body"]
+    assert header(second, "Content-Type") == "application/merge-patch+json"
+
+
+# -- broken links --------------------------------------------------------------------------------
+@pytest.mark.parametrize("location", ["http://[bad", "ftp://x/y", "javascript:void(0)"])
+def test_202_with_a_broken_location_is_a_helpful_error(wiremock: WireMock, location: str) -> None:
+    always(wiremock, "POST", "/api/go", respond(202, headers={"Location": location}))
+    with client(wiremock) as api, pytest.raises(ApiOperationError) as caught:
+        api.post("go")
+    assert caught.value.url == f"{wiremock.base_url}/api/go"
+    assert wiremock.count("ANY") == 1
+
+
+def test_broken_next_link_is_a_helpful_error(wiremock: WireMock) -> None:
+    stub_url(wiremock, "/api/c", page([1], **{"@odata.nextLink": "http://[::1"}))
+    with client(wiremock) as api, pytest.raises(ApiOperationError):
+        api.get_all("c")
+    assert wiremock.count("ANY") == 1
+
+
+@pytest.mark.parametrize("base", ["api.example.com/v2", "ftp://files.example.com", "https://", " "])
+def test_base_url_that_is_not_http_is_a_configuration_error(base: str) -> None:
+    from utils.exceptions import ConfigurationError
+
+    with pytest.raises(ConfigurationError):
+        create_rest_api(contract_config(base))
+
+
+@pytest.mark.parametrize(
+    "given", [CONTRACT_TOKEN, f"Bearer {CONTRACT_TOKEN}", f"bearer  {CONTRACT_TOKEN} "]
+)
+def test_token_is_sent_once_prefixed(wiremock: WireMock, given: str) -> None:
+    always(wiremock, "GET", "/api/x", respond(200, {}))
+    config = contract_config(f"{wiremock.base_url}/api", token=given)
+    with create_rest_api(config) as api:
+        api.get("x")
+    (entry,) = wiremock.requests()
+    assert header(entry, "Authorization") == f"Bearer {CONTRACT_TOKEN}"
+
+
+def test_page_headers_go_with_every_page(wiremock: WireMock) -> None:
+    stub_url(wiremock, "/api/c", page([1], **{"@odata.nextLink": "c?p=2"}))
+    stub_url(wiremock, "/api/c?p=2", page([2]))
+    with client(wiremock) as api:
+        assert api.get_all("c", headers={"ConsistencyLevel": "eventual"}) == [1, 2]
+    assert [header(e, "ConsistencyLevel") for e in wiremock.requests()] == ["eventual"] * 2
+
+
+# -- redirects and politeness ----------------------------------------------------------------------
+@pytest.mark.parametrize(("method", "status"), [("GET", 302), ("GET", 301), ("PUT", 307)])
+def test_redirect_to_another_origin_drops_the_token(
+    wiremock: WireMock, method: str, status: int
+) -> None:
+    target = f"{other_origin(wiremock)}/moved/x"
+    always(wiremock, method, "/api/x", respond(status, headers={"Location": target}))
+    always(wiremock, "ANY", "/moved/x", respond(200, {"moved": 1}))
+    with client(wiremock) as api:
+        assert api.request(method, "x", data={"a": 1} if method == "PUT" else None) == {"moved": 1}
+    first, second = wiremock.requests()
+    assert header(first, "Authorization") == f"Bearer {CONTRACT_TOKEN}"
+    assert second["url"] == "/moved/x"
+    assert header(second, "Authorization") is None
+
+
+def test_redirect_on_the_same_origin_keeps_the_token(wiremock: WireMock) -> None:
+    always(wiremock, "GET", "/api/x", respond(302, headers={"Location": "/api/y"}))
+    always(wiremock, "GET", "/api/y", respond(200, {"y": 1}))
+    with client(wiremock) as api:
+        assert api.get("x") == {"y": 1}
+    assert [header(e, "Authorization") for e in wiremock.requests()] == [
+        f"Bearer {CONTRACT_TOKEN}"
+    ] * 2
+
+
+def test_api_delay_pauses_before_every_request_retries_included(wiremock: WireMock) -> None:
+    sequence(wiremock, "GET", "/api/x", [respond(503), respond(200, {})])
+    behavior = {"api-delay-seconds": 0.3, "retry-strategy": {"backoff-factor": 0}}
+    with client(wiremock, behavior=behavior) as api:
+        started = time.monotonic()
+        api.get("x")
+        api.get("x")
+        elapsed = time.monotonic() - started
+    gaps = gaps_ms(wiremock)
+    assert len(gaps) == 2
+    assert all(gap >= 300 for gap in gaps), gaps
+    assert elapsed >= 0.9  # three requests, each after its own pause
+
+
+def test_netrc_credentials_never_replace_or_add_authorization(
+    wiremock: WireMock, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    netrc = tmp_path / "netrc"
+    netrc.write_text(
+        "machine 127.0.0.1 login bob password netrc-pass-123\n"
+        "machine localhost login bob password netrc-pass-123\n"
+    )
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    always(wiremock, "GET", "/api/x", respond(200, {}))
+    always(wiremock, "GET", "/y", respond(200, {}))
+    with client(wiremock) as api:
+        api.get("x")
+        api.get(f"{other_origin(wiremock)}/y")
+    config = contract_config(f"{wiremock.base_url}/api", token=None)
+    with create_rest_api(config, require_auth=False) as api:
+        api.get("x")
+    seen = [header(e, "Authorization") for e in wiremock.requests()]
+    assert seen == [f"Bearer {CONTRACT_TOKEN}", None, None]

@@ -8,9 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.http_contract_support import hang_guard
-from tests.support_api import json_response, make_config
-from tests.wiremock_server import WireMock
+from tests.http_contract_support import hang_guard, json_response, make_config
+from tools.wiremock_server import WireMock
 from utils.api_factory import TxoRestAPI, create_rest_api
 from utils.exceptions import ApiOperationError
 

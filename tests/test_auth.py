@@ -10,8 +10,8 @@ from urllib.parse import parse_qs
 import pytest
 
 from tests.support_clock import FakeClock
-from tests.wiremock_server import WireMock, free_port
-from utils import auth, redaction, run_stats, token_response
+from tools.wiremock_server import WireMock, free_port
+from utils import auth, redaction, run_stats
 from utils.exceptions import ApiAuthenticationError, ConfigurationError
 
 TOKEN_PATH = "/oauth2/token"
@@ -377,7 +377,7 @@ def test_given_token_without_credentials_is_served_as_is() -> None:
     ],
 )
 def test_refusals_are_explained(status: int, body: Any, detail: str, fix_names: str) -> None:
-    got_detail, fix = token_response.explain_refusal(status, body)
+    got_detail, fix = auth.explain_refusal(status, body)
     assert got_detail == detail
     assert fix_names in fix
 
@@ -396,11 +396,11 @@ def test_refusals_are_explained(status: int, body: Any, detail: str, fix_names: 
     ],
 )
 def test_expires_in_is_parsed_defensively(value: Any, seconds: float) -> None:
-    assert token_response.expires_in(value) == seconds
+    assert auth.expires_in(value) == seconds
 
 
 def test_urls_in_messages_lose_credentials_and_query() -> None:
-    assert token_response.safe_url("https://u:p@login.example.com:8443/t/token?code=x") == (
+    assert redaction.safe_url("https://u:p@login.example.com:8443/t/token?code=x", query=False) == (
         "https://login.example.com:8443/t/token"
     )
 

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from tests.support_demo import MOCK_API, demo_api, make_demo_project
-from tests.wiremock_server import WireMock
+from tools.wiremock_server import WireMock
 
 pytestmark = pytest.mark.integration
 __all__ = ["demo_api"]  # the module's WireMock fixture, imported for pytest to find

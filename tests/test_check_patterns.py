@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.check_patterns import PROJECT_FOLDERS, check_file, expected_path_comment
+from tools.check_patterns import PROJECT_FOLDERS, check_file, expected_path_comment
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -184,7 +184,7 @@ def test_path_comment_follows_sub_folders(tmp_path: Path) -> None:
 def run_checker(*args: str) -> subprocess.CompletedProcess[str]:
     """Run the checker the way make check-patterns does."""
     return subprocess.run(
-        [sys.executable, "-m", "tests.check_patterns", *args],
+        [sys.executable, "-m", "tools.check_patterns", *args],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,

@@ -381,3 +381,44 @@ def test_named_apis_validate_and_their_entries_get_null_defaults() -> None:
 )
 def test_bad_api_entries_name_the_key(apis: Any, expected: str) -> None:
     assert any(expected in line for line in errors_of(with_apis(apis))), errors_of(with_apis(apis))
+
+
+# -- defaults: the schema is their one source ---------------------------------------------------
+def test_defaults_of_walks_nested_objects_and_skips_keys_without_one() -> None:
+    from utils._schema import defaults_of
+
+    node = {
+        "properties": {
+            "a": {"default": 1},
+            "b": {"properties": {"c": {"default": True}, "d": {"type": "string"}}},
+            "e": {"type": "object", "properties": {}},
+        }
+    }
+    assert defaults_of(node) == {"a": 1, "b": {"c": True}}
+
+
+def test_every_code_default_is_read_from_the_schema() -> None:
+    from utils import api_settings
+    from utils._schema import section_defaults
+    from utils.api_common import CircuitBreaker, RateLimiter
+    from utils.retry_policy import RetryPolicy
+
+    behavior = section_defaults("script-behavior")
+    assert api_settings.DEFAULTS is behavior
+    policy = RetryPolicy()
+    strategy, jitter = behavior["retry-strategy"], behavior["jitter"]
+    assert (policy.max_retries, policy.backoff_factor, policy.max_wait_seconds) == (
+        strategy["max-retries"],
+        strategy["backoff-factor"],
+        strategy["max-wait-seconds"],
+    )
+    assert (policy.jitter_min, policy.jitter_max) == (jitter["min-factor"], jitter["max-factor"])
+    assert policy.idempotency_keys is strategy["idempotency-keys"]
+    limiter = RateLimiter()
+    assert (limiter.calls_per_second, limiter.burst_size) == (
+        behavior["rate-limiting"]["calls-per-second"],
+        behavior["rate-limiting"]["burst-size"],
+    )
+    breaker = CircuitBreaker()
+    assert breaker.failure_threshold == behavior["circuit-breaker"]["failure-threshold"]
+    assert breaker.timeout == behavior["circuit-breaker"]["timeout-seconds"]

@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 
-from tests.wiremock_server import WireMock
+from tools.wiremock_server import WireMock
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "Dockerfile"

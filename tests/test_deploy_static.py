@@ -32,8 +32,8 @@ import yaml
 from deploy.entrypoint import build_command, indexed_pair, main
 from tests.support_scripts import make_project
 from tests.test_deploy import K8S_CONFIG_MODE, image_spec, runtime_instructions
-from tests.wiremock_server import DOCKER_IMAGE, find_jar
 from tools import check_compose, render_k8s
+from tools.wiremock_server import DOCKER_IMAGE, find_jar
 from utils.exceptions import ConfigurationError, HelpfulError
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -4,7 +4,7 @@ Layout and import graph (read with ``ast``, not by importing), the fixed public 
 their documented defaults, ``manual_retry``'s schedule with its defaults, the ORG_ID /
 ENV_TYPE names that must be accepted, a config that tries to carry the injected keys, and
 ``make run`` creating the environment on first use, and a few HTTP, runner and summary edges.
-The rest of §2–§5 is proved by the module tests (``test_<module>.py``, ``test_contract_*.py``).
+The rest of §2–§5 is proved by the module tests (``test_<module>.py``) and ``test_e2e_scripts.py``.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from tests.http_contract_support import (
     stamps_ms,
 )
 from tests.support_scripts import ROOT, Project
-from tests.wiremock_server import WireMock, free_port
+from tools.wiremock_server import WireMock, free_port
 from utils import api_common, api_factory, exceptions, load_n_save, logger, script_runner
 from utils.api_common import CircuitBreaker, RateLimiter, manual_retry
 from utils.api_factory import create_rest_api
@@ -130,6 +130,7 @@ LAYERS: dict[str, int] = {
     "run_stats": 0,
     "run_control": 0,
     "path_helpers": 1,
+    "_schema": 1,
     "redaction_patterns": 2,
     "redaction": 2,
     "log_formatters": 2,
@@ -138,7 +139,6 @@ LAYERS: dict[str, int] = {
     "_named_apis": 3,
     "retry_policy": 3,
     "api_common": 3,
-    "token_response": 4,
     "auth": 4,
     "json_encoding": 5,
     "_excel_layout": 5,
@@ -151,13 +151,11 @@ LAYERS: dict[str, int] = {
     "_output_names": 5,
     "load_n_save": 5,
     "state": 5,
-    "http_origin": 6,
     "http_errors": 6,
     "http_body": 6,
     "pagination": 6,
     "rest_client": 6,
     "api_factory": 6,
-    "config_json": 6,
     "config_loader": 6,
     "_script_settings": 6,
     "_metrics": 5,  # the run's metrics push: logger and run_stats below, script_runner above
@@ -168,7 +166,18 @@ LAYERS: dict[str, int] = {
 }
 # Modules of the api_common layer: pure decisions, no I/O of their own.
 PURE_MODULES = ["api_common", "api_settings", "retry_policy"]
-IO_MODULES = {"socket", "subprocess", "os", "pathlib", "shutil", "io", "http", "urllib3.request"}
+# http.HTTPStatus (names of statuses) is allowed; http.client and http.server do I/O.
+IO_MODULES = {
+    "socket",
+    "subprocess",
+    "os",
+    "pathlib",
+    "shutil",
+    "io",
+    "http.client",
+    "http.server",
+    "urllib3.request",
+}
 IO_CALLS = {"open", "print", "input"}
 IO_ATTRIBUTES = {"Session", "request", "urlopen", "get", "post", "put", "patch", "delete"}
 
@@ -240,12 +249,17 @@ def test_token_requests_are_built_in_one_place() -> None:
 @pytest.mark.parametrize("name", PURE_MODULES)
 def test_api_common_layer_does_no_io(name: str) -> None:
     tree = ast.parse((UTILS / f"{name}.py").read_text(encoding="utf-8"))
-    assert _utils_imports(name) <= {"api_settings", "retry_policy", "exceptions", "run_stats"}
+    # _schema reads the JSON Schema's defaults once: the one source of defaults, not I/O of
+    # the decisions themselves.
+    allowed = {"api_settings", "retry_policy", "exceptions", "run_stats", "_schema"}
+    assert _utils_imports(name) <= allowed
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             assert not {a.name for a in node.names} & IO_MODULES
         elif isinstance(node, ast.ImportFrom):
             assert (node.module or "") not in IO_MODULES
+            if node.module == "http":
+                assert {a.name for a in node.names} <= {"HTTPStatus"}
         elif isinstance(node, ast.Call):
             func = node.func
             if isinstance(func, ast.Name):
@@ -644,9 +658,9 @@ def test_make_demo_runs_the_report_against_the_demo_api_with_nothing_to_set_up(
         shutil.copytree(ROOT / name, tree / name, ignore=skip)
     for name in DEMO_FILES:
         shutil.copy2(ROOT / name, tree / name)
-    (tree / "tests").mkdir()
-    (tree / "tests" / "__init__.py").touch()
-    shutil.copy2(ROOT / "tests" / "wiremock_server.py", tree / "tests" / "wiremock_server.py")
+    (tree / "tools").mkdir()
+    (tree / "tools" / "__init__.py").touch()
+    shutil.copy2(ROOT / "tools" / "wiremock_server.py", tree / "tools" / "wiremock_server.py")
     port = free_port()
     demo_config = tree / "config" / "demo-test-config.json"
     demo_config.write_text(demo_config.read_text().replace(":8089/", f":{port}/"))

@@ -26,7 +26,7 @@ import pandas as pd
 import pytest
 
 from tests.support_scripts import Project, make_project
-from tests.wiremock_server import WireMock, free_port
+from tools.wiremock_server import WireMock, free_port
 
 SCRIPTS = Path(__file__).resolve().parent / "e2e_scripts"
 RUN_TIMEOUT = 60
@@ -224,7 +224,7 @@ def sigterm_after_requests(
 def test_scripts_pass_the_pattern_check() -> None:
     """The e2e scripts are written the way the README asks (``make check-patterns`` rules)."""
     done = subprocess.run(
-        [sys.executable, "-m", "tests.check_patterns", str(SCRIPTS)],
+        [sys.executable, "-m", "tools.check_patterns", str(SCRIPTS)],
         cwd=Path(__file__).resolve().parent.parent,
         capture_output=True,
         text=True,
@@ -1040,7 +1040,7 @@ def test_readme_customer_report_runs_as_documented(tmp_path: Path, wiremock: Wir
     assert re.fullmatch(r"demo-test-customers_\d{4}-\d\d-\d\dT\d{4}Z\.csv", saved.name)
     assert len(pd.read_csv(saved)) == 64
     checked = subprocess.run(
-        [sys.executable, "-m", "tests.check_patterns", str(script)],
+        [sys.executable, "-m", "tools.check_patterns", str(script)],
         cwd=Path(__file__).resolve().parent.parent,
         capture_output=True,
         text=True,

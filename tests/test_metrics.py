@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.pushgateway_server import Pushgateway, PushgatewayUnavailable
 from tests.support_scripts import Project
-from tests.wiremock_server import free_port
+from tools.wiremock_server import free_port
 from utils import _metrics, run_stats
 
 SCRIPT = "metrics_probe"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.wiremock_server import WireMock
+from tools.wiremock_server import WireMock
 
 pytestmark = pytest.mark.integration
 
@@ -38,14 +38,13 @@ def run(cwd: Path, *command: str) -> subprocess.CompletedProcess[str]:
 
 
 def fresh_project(folder: Path, demo_url: str = DEMO_URL) -> Path:
-    """A copy of the product (no generated files, no tests but the pattern checker) with the
-    demo config aimed at ``demo_url`` and its secrets file."""
+    """A copy of the product (no generated files, no tests; tools/ holds the pattern checker)
+    with the demo config aimed at ``demo_url`` and its secrets file."""
     skip = shutil.ignore_patterns("__pycache__")
     for name in ("utils", "src", "schemas", "tools"):
         shutil.copytree(ROOT / name, folder / name, ignore=skip)
     (folder / "tests").mkdir()
     (folder / "tests" / "__init__.py").touch()
-    shutil.copy(ROOT / "tests" / "check_patterns.py", folder / "tests")
     shutil.copy(ROOT / "pyproject.toml", folder)
     (folder / "config").mkdir()
     config = (ROOT / "config" / "demo-test-config.json").read_text(encoding="utf-8")
@@ -127,7 +126,7 @@ def test_the_tool_writes_the_three_files(generated: Path) -> None:
     [
         ("ruff", "check", "src", "tests/test_update_customers.py"),
         ("ruff", "format", "--check", "src/update_customers.py", "tests/test_update_customers.py"),
-        ("tests.check_patterns", "src"),
+        ("tools.check_patterns", "src"),
         ("mypy", "src/update_customers.py", "tests/test_update_customers.py"),
         ("pytest", "-q", "-p", "no:cacheprovider", "tests/test_update_customers.py"),
     ],

@@ -31,7 +31,7 @@ import pandas as pd
 import pytest
 from openpyxl.utils import range_boundaries
 
-from tests.wiremock_server import WireMock
+from tools.wiremock_server import WireMock
 
 pytestmark = pytest.mark.integration
 
@@ -335,7 +335,9 @@ def test_summary_sheet_matches_the_data(run: Run) -> None:
     for currency, figures in expected.items():
         row = rows[currency]
         assert row["Invoices"] == native[currency]["invoices"]
-        assert row["Customers"] == len({i["customerId"] for i in POSTED if i["currencyCode"] == currency})
+        assert row["Customers"] == len(
+            {i["customerId"] for i in POSTED if i["currencyCode"] == currency}
+        )
         assert cents(row["Revenue in currency"]) == native[currency]["revenue"]
         assert cents(row["Revenue"]) == figures["revenue"]
         assert cents(row["Open balance"]) == figures["open_balance"]
@@ -497,7 +499,9 @@ def _chart_xml(workbook: Path) -> tuple[str, ET.Element]:
         "rel": "http://schemas.openxmlformats.org/package/2006/relationships",
     }
 
-    def target(archive: zipfile.ZipFile, part: str, rel_id: str | None = None, kind: str = "") -> str:
+    def target(
+        archive: zipfile.ZipFile, part: str, rel_id: str | None = None, kind: str = ""
+    ) -> str:
         folder, name = part.rsplit("/", 1)
         rels = ET.fromstring(archive.read(f"{folder}/_rels/{name}.rels"))
         (found,) = [

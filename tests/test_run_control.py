@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support_api import json_response, make_config
-from tests.wiremock_server import WireMock
+from tests.http_contract_support import json_response, make_config
+from tools.wiremock_server import WireMock
 from utils import run_control
 from utils.api_factory import ApiManager, TxoRestAPI, create_rest_api
 from utils.exceptions import ApiOperationError

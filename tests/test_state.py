@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.support_scripts import SIGNAL_WAIT, Project, Run, wait_for_line
-from tests.wiremock_server import WireMock
+from tools.wiremock_server import WireMock
 from utils import run_control
 from utils.exceptions import ConfigurationError, ValidationError
 from utils.state import RunState, load_state

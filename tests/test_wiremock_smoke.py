@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import requests
 
-from tests.wiremock_server import WireMock
+from tools.wiremock_server import WireMock
 
 
 def test_stub_answers_and_journal_counts(wiremock: WireMock) -> None:

@@ -14,9 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.http_contract_support import hang_guard, header, sequence
-from tests.support_api import json_response, make_config
-from tests.wiremock_server import WireMock
+from tests.http_contract_support import hang_guard, header, json_response, make_config, sequence
+from tools.wiremock_server import WireMock
 from utils import run_control, run_stats
 from utils.api_factory import (
     TxoRestAPI,

@@ -33,7 +33,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from tests.wiremock_server import WireMock
+from tools.wiremock_server import WireMock
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / "tmp" / "image-test"

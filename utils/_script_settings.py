@@ -30,13 +30,14 @@ import re
 from pathlib import Path
 from typing import Any
 
-from utils.config_json import display_path, read_json_file
 from utils.config_loader import (
     MINIMAL_EXAMPLE,
     PATH_SEPARATOR,
+    display_path,
     example_for,
     fill_from_schema,
     raise_problems,
+    read_json_file,
     schema_problems,
 )
 from utils.exceptions import ConfigurationError

@@ -47,7 +47,6 @@ DRY_RUN = "dry-run"
 STATUSES = (OK, FAILED, NOT_SENT, DRY_RUN)
 REPORT_COLUMNS = ("key", "method", "path", "status", "http_status", "attempts", "error")
 REPORT_FORMATS = (".csv", ".xlsx", ".json", ".jsonl", ".parquet")
-PRECONDITION_FAILED = 412
 CHANGED_SINCE_READ = "changed since it was read"
 BREAKER_OPEN = "the circuit breaker opened after repeated server failures"
 TOKEN_REFUSED = "the API refused the access token and it could not be refreshed"
@@ -393,7 +392,7 @@ def http_failure(
         phrase = ""
     said = f" The server said: {message}" if message else ""
     head = f"HTTP {status} {phrase}".rstrip()
-    if status == PRECONDITION_FAILED:
+    if status == HTTPStatus.PRECONDITION_FAILED:
         earlier = (
             " (an earlier attempt of this record may have been applied)" if attempts > 1 else ""
         )

@@ -17,16 +17,19 @@ from typing import Any, TypeVar
 
 from utils import run_stats
 from utils.api_settings import DEFAULTS, behavior
-from utils.exceptions import (
-    ApiAuthenticationError,
-    CircuitOpenError,
-    ConfigurationError,
-    ValidationError,
+from utils.exceptions import CircuitOpenError
+from utils.retry_policy import (
+    NEVER_RETRIED,
+    RetryPolicy,
+    TransportFailure,
+    Verdict,
+    classify_exception,
+    parse_retry_after,
 )
-from utils.retry_policy import RetryPolicy, TransportFailure, classify_exception, parse_retry_after
 
 __all__ = [
     "DEFAULTS",
+    "NEVER_RETRIED",
     "CircuitBreaker",
     "RateLimiter",
     "RetryPolicy",
@@ -45,8 +48,10 @@ T = TypeVar("T")
 CLOSED = "closed"
 OPEN = "open"
 HALF_OPEN = "half-open"
-NEVER_RETRIED = (ConfigurationError, ValidationError, ApiAuthenticationError)
-"""Errors :func:`manual_retry` re-raises at once: repeating cannot fix them."""
+MANUAL_RETRY_MAX_RETRIES = 3
+"""Default retries of :func:`manual_retry` (its own, documented in DESIGN §3; not a config key)."""
+MANUAL_RETRY_BACKOFF = 2.0
+"""Default base of :func:`manual_retry`'s exponential delay."""
 
 
 def _monotonic() -> float:
@@ -82,8 +87,8 @@ class RateLimiter:
 
     def __init__(
         self,
-        calls_per_second: float = 10,
-        burst_size: int = 1,
+        calls_per_second: float = DEFAULTS["rate-limiting"]["calls-per-second"],
+        burst_size: int = DEFAULTS["rate-limiting"]["burst-size"],
         *,
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], None] | None = None,
@@ -163,8 +168,8 @@ class CircuitBreaker:
 
     def __init__(
         self,
-        failure_threshold: int = 5,
-        timeout: float = 60,
+        failure_threshold: int = DEFAULTS["circuit-breaker"]["failure-threshold"],
+        timeout: float = DEFAULTS["circuit-breaker"]["timeout-seconds"],
         *,
         clock: Callable[[], float] | None = None,
     ):
@@ -333,17 +338,18 @@ def apply_jitter(
 
 def manual_retry(
     func: Callable[[], T],
-    max_retries: int = 3,
-    backoff: float = 2.0,
+    max_retries: int = MANUAL_RETRY_MAX_RETRIES,
+    backoff: float = MANUAL_RETRY_BACKOFF,
     *,
     sleep: Callable[[float], None] | None = None,
 ) -> T:
     """Call ``func()`` up to ``1 + max_retries`` times, for work that is not an HTTP request.
 
     Sleeps ``backoff ** (n - 1)`` seconds before retry n and re-raises the last error.
-    :class:`ConfigurationError`, :class:`ValidationError` and :class:`ApiAuthenticationError`
-    are raised at once: repeating cannot fix them. Do not wrap client calls in it — the HTTP
-    client already retries, and nesting would multiply the requests.
+    ``ConfigurationError``, ``ValidationError`` and ``ApiAuthenticationError`` are raised at
+    once: repeating cannot fix them. The decision is :meth:`RetryPolicy.decide`'s, for work
+    that is not an HTTP call (method None), without jitter. Do not wrap client calls in it —
+    the HTTP client already retries, and nesting would multiply the requests.
 
     Args:
         func: The work, taking no arguments.
@@ -358,16 +364,21 @@ def manual_retry(
         >>> manual_retry(lambda: 42, max_retries=1)
         42
     """
-    attempt = 1
+    policy = RetryPolicy(
+        max_retries=max_retries,
+        backoff_factor=1.0,
+        backoff_base=backoff,
+        jitter_min=1.0,
+        jitter_max=1.0,
+    )
+    attempt = 0
     while True:
+        attempt += 1
         try:
             return func()
-        except NEVER_RETRIED:
-            raise
         except Exception as err:
-            if attempt > max_retries:
+            if policy.decide(None, err, attempt) is not Verdict.RETRY:
                 raise
-            wait = backoff ** (attempt - 1)
+            wait = policy.backoff(attempt)
             log.debug("Retry %d of %d in %.2fs after %s", attempt, max_retries, wait, err)
             (sleep or _sleep)(wait)
-            attempt += 1

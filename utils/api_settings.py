@@ -1,8 +1,8 @@
 """Defaults of the HTTP client's ``script-behavior`` settings, and reading them from a config.
 
 The config loader fills the JSON Schema's defaults in, but the HTTP client must also work with
-a minimal dict (tests, notebooks), so missing keys are taken from :data:`DEFAULTS`, which mirror
-the numbers of the design contract (§4) and the schema.
+a minimal dict (tests, notebooks), so missing keys are taken from :data:`DEFAULTS`: the
+schema's own ``default`` values, read once (:mod:`utils._schema`), never a second copy.
 """
 
 from __future__ import annotations
@@ -11,25 +11,10 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-DEFAULTS: Mapping[str, Any] = {
-    "api-delay-seconds": 1,
-    "api-timeouts": {
-        "rest-timeout-seconds": 60,
-        "async-max-wait": 300,
-        "async-poll-interval": 5,
-    },
-    "retry-strategy": {
-        "max-retries": 3,
-        "backoff-factor": 2.0,
-        "max-wait-seconds": 300,
-        "idempotency-keys": False,
-    },
-    "jitter": {"min-factor": 0.8, "max-factor": 1.2},
-    "rate-limiting": {"enabled": True, "calls-per-second": 10, "burst-size": 1},
-    "circuit-breaker": {"enabled": True, "failure-threshold": 5, "timeout-seconds": 60},
-    "batch-handling": {"read-batch-size": 100, "update-batch-size": 50},
-}
-"""Default ``script-behavior`` values (seconds may be fractional)."""
+from utils._schema import section_defaults
+
+DEFAULTS: Mapping[str, Any] = section_defaults("script-behavior")
+"""Default ``script-behavior`` values, as the JSON Schema states them (read-only)."""
 
 
 def _merged(defaults: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:

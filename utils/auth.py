@@ -13,7 +13,9 @@ Decisions:
 * A transient failure of the token endpoint (429, 500, 502, 503, 504, connection error,
   timeout) is retried up to ``min(retry-strategy.max-retries, TOKEN_MAX_RETRIES)`` times,
   waiting ``backoff-factor * 2**(n-1)`` seconds before retry n (or ``Retry-After`` when the
-  server sends one, up to ``retry-strategy.max-wait-seconds``). Anything else fails at once.
+  server sends a longer one, up to ``retry-strategy.max-wait-seconds``). Anything else fails
+  at once. The decision is :meth:`utils.retry_policy.RetryPolicy.decide`'s, as for API calls
+  (a client-credentials grant is idempotent).
 * Each request waits at most ``api-timeouts.rest-timeout-seconds`` per socket operation.
 * An empty ``az-token`` or ``client-secret`` counts as absent, so a copied example with an
   empty value behaves like one without the key.
@@ -23,29 +25,97 @@ Decisions:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
+import math
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
+from http import HTTPStatus
 from typing import Any
 
 import requests
 
 from utils import redaction, run_stats
-from utils import token_response as tr
+from utils.api_settings import behavior
 from utils.exceptions import ApiAuthenticationError, ConfigurationError
+from utils.retry_policy import (
+    RETRY_STATUSES_IDEMPOTENT,
+    Outcome,
+    RetryPolicy,
+    Verdict,
+    parse_retry_after,
+)
 
 log = logging.getLogger(__name__)
 
 AZURE_TOKEN_URL = "https://login.microsoftonline.com/{tenant_id}/oauth2/v2.0/token"
 EXPIRY_MARGIN_SECONDS = 300.0
 TOKEN_MAX_RETRIES = 2
-# Used only when the config lacks the key (a hand-built config; loaded ones have defaults).
-FALLBACK_TIMEOUT_SECONDS = 60.0
-FALLBACK_BACKOFF_FACTOR = 2.0
-FALLBACK_MAX_RETRIES = 3
-FALLBACK_MAX_WAIT_SECONDS = 300.0
+BEARER_PREFIX = "bearer "
+DEFAULT_EXPIRES_IN_SECONDS = 3600.0
+MAX_DESCRIPTION_CHARS = 300
+# OAuth2 error codes and what to do about them; an empty set matches a transient status.
+REFUSAL_FIXES: tuple[tuple[frozenset[str], str], ...] = (
+    (
+        frozenset({"invalid_client", "unauthorized"}),
+        "Check global → client-id in the config and client-secret in the secrets file; a "
+        "client secret expires, so create a new one in the app registration if needed.",
+    ),
+    (
+        frozenset({"invalid_scope", "invalid_resource"}),
+        "Check global → oauth-scope (an application scope ends in /.default).",
+    ),
+    (
+        frozenset({"invalid_request", "unauthorized_client", "invalid_tenant"}),
+        "Check global → tenant-id, client-id and oauth-scope in the config.",
+    ),
+    (frozenset(), "The identity provider is unavailable or throttling; run again later."),
+)
+ERRNO_TEXT = re.compile(r"\[Errno -?\d+\] ([^'\")\]]+)")
+
+
+# -- reading a token-endpoint exchange (pure) ---------------------------------------------
+def _text(value: Any) -> str | None:
+    """Return ``value`` stripped when it is a non-empty string, else None."""
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    return None
+
+
+def strip_bearer(token: str) -> str:
+    """Return ``token`` without a leading ``Bearer `` (any case)."""
+    token = token.strip()
+    if token.lower().startswith(BEARER_PREFIX):
+        token = token[len(BEARER_PREFIX) :].strip()
+    return token
+
+
+def explain_refusal(status: int, body: Any) -> tuple[str, str]:
+    """``("400 invalid_client: <description>", fix)`` for a refused token request."""
+    code = description = ""
+    if isinstance(body, dict):
+        code = str(body.get("error") or "")
+        lines = str(body.get("error_description") or "").strip().splitlines()
+        description = lines[0][:MAX_DESCRIPTION_CHARS] if lines else ""
+    detail = f"{status} {code}".strip() + (f": {description}" if description else "")
+    if status == HTTPStatus.UNAUTHORIZED:
+        code = code or "invalid_client"
+    for codes, fix in REFUSAL_FIXES:
+        if code in codes or (not codes and status in RETRY_STATUSES_IDEMPOTENT):
+            return detail, fix
+    return detail, "Check the client credentials and the token endpoint in the config."
+
+
+def expires_in(value: Any) -> float:
+    """Parse ``expires_in`` (a number or a numeric string); the default when unusable."""
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return DEFAULT_EXPIRES_IN_SECONDS
+    return seconds if math.isfinite(seconds) and seconds > 0 else DEFAULT_EXPIRES_IN_SECONDS
 
 
 def _digest(value: str | None) -> str:
@@ -90,18 +160,18 @@ class TokenProvider:
         self._token: str | None = None
         self._expires_at = 0.0
         glob = _section(config, "global")
-        self._az_token = tr.text(config.get("_az_token"))
-        self._client_secret = tr.text(config.get("_client_secret"))
-        self._client_id = tr.text(glob.get("client-id"))
-        self._scope = tr.text(glob.get("oauth-scope"))
-        self._tenant_id = tr.text(glob.get("tenant-id"))
-        self._explicit_url = tr.text(glob.get("oauth-token-url"))
+        self._az_token = _text(config.get("_az_token"))
+        self._client_secret = _text(config.get("_client_secret"))
+        self._client_id = _text(glob.get("client-id"))
+        self._scope = _text(glob.get("oauth-scope"))
+        self._tenant_id = _text(glob.get("tenant-id"))
+        self._explicit_url = _text(glob.get("oauth-token-url"))
         # A config that already carries a token (and nothing to get one with) uses it as is.
-        self._given_token = tr.text(config.get("_token"))
+        self._given_token = _text(config.get("_token"))
         # A named API of global.apis (its config view, see api_settings.api_config), for
         # messages: its keys live under global → apis → {name}, its static token is
         # {name}-token.
-        self._api = tr.text(config.get("_api"))
+        self._api = _text(config.get("_api"))
         for secret in (self._az_token, self._client_secret, self._given_token):
             if secret:
                 redaction.register_secret(secret)
@@ -136,12 +206,12 @@ class TokenProvider:
             if self._token and (self._az_token or self._clock() < self._expires_at):
                 return self._token
             if self._az_token:
-                self._token = tr.strip_bearer(self._az_token)
+                self._token = strip_bearer(self._az_token)
                 redaction.register_secret(self._token)
                 log.debug("Using the %s from the secrets file", self._static_secret)
                 return self._token
             if self._given_token and not self.can_refresh:
-                self._token = tr.strip_bearer(self._given_token)
+                self._token = strip_bearer(self._given_token)
                 return self._token
             return self._acquire()
 
@@ -208,12 +278,6 @@ class TokenProvider:
             missing.append("client-secret (secrets file)")
         return missing
 
-    def _setting(self, section: tuple[str, ...], key: str, fallback: float) -> float:
-        value = _section(self._config, "script-behavior", *section).get(key)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        return fallback
-
     def _acquire(self) -> str:
         missing = self._missing_credentials()
         if missing:
@@ -227,12 +291,15 @@ class TokenProvider:
                 self._files_hint(),
             )
         url = str(self.token_url)
-        timeout = self._setting(("api-timeouts",), "rest-timeout-seconds", FALLBACK_TIMEOUT_SECONDS)
-        backoff = self._setting(("retry-strategy",), "backoff-factor", FALLBACK_BACKOFF_FACTOR)
-        max_wait = self._setting(("retry-strategy",), "max-wait-seconds", FALLBACK_MAX_WAIT_SECONDS)
-        retries = min(
-            int(self._setting(("retry-strategy",), "max-retries", FALLBACK_MAX_RETRIES)),
-            TOKEN_MAX_RETRIES,
+        settings = behavior(self._config)
+        timeout = float(settings["api-timeouts"]["rest-timeout-seconds"])
+        configured = RetryPolicy.from_config(self._config)
+        # The token endpoint gets fewer retries than an API call, and no jitter.
+        policy = dataclasses.replace(
+            configured,
+            max_retries=min(configured.max_retries, TOKEN_MAX_RETRIES),
+            jitter_min=1.0,
+            jitter_max=1.0,
         )
         form = {
             "grant_type": "client_credentials",
@@ -243,101 +310,130 @@ class TokenProvider:
         attempt = 0
         while True:
             attempt += 1
-            failure, retry_after = self._request_once(url, form, timeout)
+            failure, outcome, retry_after = self._request_once(url, form, timeout)
             if failure is None:
                 return str(self._token)
-            if attempt > retries or retry_after is None:
-                raise failure
-            delay = max(retry_after, backoff * 2 ** (attempt - 1))
-            if delay > max_wait:
+            # A client-credentials grant may be repeated: the request is idempotent.
+            verdict = policy.decide("POST", outcome, attempt, idempotent=True)
+            # Never sooner than the backoff, whatever Retry-After says.
+            delay = max(retry_after or 0.0, policy.backoff(attempt))
+            if verdict is not Verdict.RETRY or policy.exceeds_max_wait(delay):
                 raise failure
             log.warning(
                 "Token request failed (%s); retry %d of %d in %.2fs",
                 failure.what_went_wrong,
                 attempt,
-                retries,
+                policy.max_retries,
                 delay,
             )
             self._sleep(delay)
 
     def _request_once(
         self, url: str, form: dict[str, str], timeout: float
-    ) -> tuple[ApiAuthenticationError | None, float | None]:
+    ) -> tuple[ApiAuthenticationError | None, Outcome, float | None]:
         """Make one token request.
 
         Returns:
-            ``(None, None)`` on success (token cached); else the error and, when the failure
-            is transient, the server's ``Retry-After`` in seconds (0 when it sent none);
-            ``None`` as the second item means "do not retry".
+            ``(error, outcome, retry_after)``: the error is None on success (token cached);
+            the outcome (status or exception) is for the retry decision, with the server's
+            ``Retry-After`` in seconds (None when absent).
         """
-        safe = tr.safe_url(url)
+        safe = redaction.safe_url(url, query=False)
         log.debug("Requesting a token from %s for client_id %s", safe, form["client_id"])
         try:
             response = self._session.post(
                 url, data=form, timeout=(timeout, timeout), allow_redirects=False
             )
-        except requests.Timeout:
-            return self._fail(
-                f"The token endpoint {safe} did not answer within {timeout:g}s.",
-                "Check that the identity provider is reachable from this machine, or raise "
-                "script-behavior → api-timeouts → rest-timeout-seconds.",
-            ), 0.0
+        except requests.Timeout as err:
+            return (
+                self._fail(
+                    f"The token endpoint {safe} did not answer within {timeout:g}s.",
+                    "Check that the identity provider is reachable from this machine, or raise "
+                    "script-behavior → api-timeouts → rest-timeout-seconds.",
+                ),
+                err,
+                None,
+            )
         except requests.ConnectionError as err:
-            found = tr.ERRNO_TEXT.search(str(err))
+            found = ERRNO_TEXT.search(str(err))
             reason = found.group(1).strip() if found else type(err).__name__
-            return self._fail(
-                f"Cannot connect to the token endpoint {safe} ({reason}).",
-                "Check the network, proxy settings and global → oauth-token-url / "
-                "tenant-id in the config.",
-            ), 0.0
+            return (
+                self._fail(
+                    f"Cannot connect to the token endpoint {safe} ({reason}).",
+                    "Check the network, proxy settings and global → oauth-token-url / "
+                    "tenant-id in the config.",
+                ),
+                err,
+                None,
+            )
         except requests.RequestException as err:
-            return self._fail(
-                f"The token request to {safe} failed ({type(err).__name__}).",
-                "Check global → oauth-token-url / tenant-id in the config.",
-            ), None
+            return (
+                self._fail(
+                    f"The token request to {safe} failed ({type(err).__name__}).",
+                    "Check global → oauth-token-url / tenant-id in the config.",
+                ),
+                err,
+                None,
+            )
         return self._handle_response(response, safe)
 
     def _handle_response(
         self, response: requests.Response, safe: str
-    ) -> tuple[ApiAuthenticationError | None, float | None]:
+    ) -> tuple[ApiAuthenticationError | None, Outcome, float | None]:
         status = response.status_code
         try:
             body: Any = response.json()
         except ValueError:
             body = None
-        if status >= tr.HTTP_BAD_REQUEST:
-            detail, fix = tr.explain_refusal(status, body)
+        if status >= HTTPStatus.BAD_REQUEST:
+            detail, fix = explain_refusal(status, body)
             failure = self._fail(f"The token endpoint {safe} refused the request ({detail}).", fix)
-            return failure, tr.retry_after(response) if status in tr.RETRYABLE_STATUS else None
+            return (
+                failure,
+                status,
+                parse_retry_after(response.headers.get("Retry-After"), time.time()),
+            )
         if response.is_redirect:
             # Never follow: that would send the client secret to a host nobody configured.
-            return self._fail(
-                f"The token endpoint {safe} answered {status}, a redirect.",
-                "Set global → oauth-token-url to the final token URL.",
-            ), None
+            return (
+                self._fail(
+                    f"The token endpoint {safe} answered {status}, a redirect.",
+                    "Set global → oauth-token-url to the final token URL.",
+                ),
+                status,
+                None,
+            )
         if not isinstance(body, dict):
             kind = response.headers.get("Content-Type", "no content type")
-            return self._fail(
-                f"The token endpoint {safe} answered {status} with a body that is not a JSON "
-                f"object ({kind}).",
-                "Check that global → oauth-token-url points to an OAuth2 token endpoint.",
-            ), None
-        token = tr.text(body.get("access_token"))
+            return (
+                self._fail(
+                    f"The token endpoint {safe} answered {status} with a body that is not a JSON "
+                    f"object ({kind}).",
+                    "Check that global → oauth-token-url points to an OAuth2 token endpoint.",
+                ),
+                status,
+                None,
+            )
+        token = _text(body.get("access_token"))
         if not token:
-            return self._fail(
-                f"The token endpoint {safe} answered {status} without an access_token.",
-                "Check that global → oauth-token-url points to an OAuth2 token endpoint "
-                "and that the app registration may use the client-credentials grant.",
-            ), None
-        token = tr.strip_bearer(token)
+            return (
+                self._fail(
+                    f"The token endpoint {safe} answered {status} without an access_token.",
+                    "Check that global → oauth-token-url points to an OAuth2 token endpoint "
+                    "and that the app registration may use the client-credentials grant.",
+                ),
+                status,
+                None,
+            )
+        token = strip_bearer(token)
         redaction.register_secret(token)
-        lifetime = tr.expires_in(body.get("expires_in"))
+        lifetime = expires_in(body.get("expires_in"))
         margin = min(EXPIRY_MARGIN_SECONDS, lifetime / 2)
         self._token = token
         self._expires_at = self._clock() + lifetime - margin
         run_stats.increment(run_stats.TOKENS_ACQUIRED)
         log.info("Acquired an access token from %s (valid %.0fs)", safe, lifetime)
-        return None, None
+        return None, status, None
 
     def _fail(self, what: str, fix: str) -> ApiAuthenticationError:
         for secret in (self._client_secret, self._token, self._az_token):
@@ -352,15 +448,15 @@ _providers_lock = threading.Lock()
 
 def _credential_key(config: Mapping[str, Any]) -> tuple[str, ...]:
     glob = _section(config, "global")
-    secret, az_token = tr.text(config.get("_client_secret")), tr.text(config.get("_az_token"))
+    secret, az_token = _text(config.get("_client_secret")), _text(config.get("_az_token"))
     # An injected _token is the credential only when there is nothing to get one with;
     # otherwise it is the provider's own output and must not split the cache.
-    given = None if (secret or az_token) else tr.text(config.get("_token"))
+    given = None if (secret or az_token) else _text(config.get("_token"))
     return (
-        str(tr.text(glob.get("oauth-token-url")) or ""),
-        str(tr.text(glob.get("tenant-id")) or ""),
-        str(tr.text(glob.get("client-id")) or ""),
-        str(tr.text(glob.get("oauth-scope")) or ""),
+        str(_text(glob.get("oauth-token-url")) or ""),
+        str(_text(glob.get("tenant-id")) or ""),
+        str(_text(glob.get("client-id")) or ""),
+        str(_text(glob.get("oauth-scope")) or ""),
         _digest(secret),
         _digest(az_token),
         _digest(given),

@@ -8,10 +8,10 @@ every error carries ``status_code``, ``url`` (no user info, secret query values 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
+from http import HTTPStatus
 from typing import Any
-from urllib.parse import quote, unquote, urljoin, urlsplit, urlunsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 import requests
 
@@ -23,14 +23,9 @@ from utils.exceptions import (
     ApiTimeoutError,
     CircuitOpenError,
 )
+from utils.redaction import safe_url
 
 MAX_SERVER_MESSAGE_CHARS = 300
-SECRET_PARAM = re.compile(
-    r"_*([a-z_-]*(password|passwd|pwd|secret|token|api[-_]?key|apikey|signature|credential)"
-    r"|key|sig|code|auth)",
-    re.IGNORECASE,
-)
-"""Query parameter names whose values are treated as secrets in URLs we log or report."""
 MESSAGE_KEYS = ("message", "error_description", "detail", "title", "error", "errors")
 BAD_URL_ERRORS = (
     requests.exceptions.InvalidURL,
@@ -38,43 +33,11 @@ BAD_URL_ERRORS = (
     requests.exceptions.MissingSchema,
 )
 """Errors of a URL that cannot be sent at all (nothing reached a server)."""
-HTTP_ACCEPTED = 202
-HTTP_BAD_REQUEST = 400
-HTTP_UNAUTHORIZED = 401
-HTTP_FORBIDDEN = 403
-HTTP_NOT_FOUND = 404
-HTTP_CONFLICT = 409
-HTTP_TOO_MANY_REQUESTS = 429
-HTTP_SERVER_ERROR = 500
 QUERY_SAFE = "!$'()*,/:@"
 """Characters left as they are in a query name or value: RFC 3986 allows them unencoded in a
 query, and OData writes its ``$filter`` with them. Beyond the unreserved ``A-Z a-z 0-9 - . _ ~``
 everything else is percent-encoded, ``&``, ``=``, ``+``, ``;``, ``#`` and the space (``%20``)
 included: OData servers read a ``+`` literally, never as a space."""
-
-
-def _safe_param(part: str) -> str:
-    name = part.split("=", 1)[0]
-    return f"{name}={redaction.REDACTED}" if SECRET_PARAM.fullmatch(unquote(name)) else part
-
-
-def safe_url(url: str) -> str:
-    """Return ``url`` fit for logs and errors: no ``user:password@``, secret params redacted.
-
-    Args:
-        url: Any URL (absolute or not).
-
-    Example:
-        >>> safe_url("https://u:p@api.example.com/x?api_key=abc&top=5")
-        'https://api.example.com/x?api_key=[REDACTED]&top=5'
-    """
-    try:
-        parts = urlsplit(url)
-        netloc = parts.netloc.rsplit("@", 1)[-1]
-        query = "&".join(_safe_param(part) for part in parts.query.split("&") if part)
-        return redaction.redact(urlunsplit((parts.scheme, netloc, parts.path, query, "")))
-    except ValueError:
-        return redaction.REDACTED
 
 
 def _query_pairs(params: Any) -> list[tuple[Any, Any]]:
@@ -223,22 +186,22 @@ def message_in(body: Any, text: str | None = None) -> str:
 
 def _fix_for(status: int) -> tuple[str, str | None]:
     """How-to-fix text and an example for an HTTP error status."""
-    if status == HTTP_NOT_FOUND:
+    if status == HTTPStatus.NOT_FOUND:
         return (
             "Check the request path and global → api-base-url in the config (a relative path "
             "is appended to api-base-url), and that the record exists.",
             '"api-base-url": "https://api.businesscentral.dynamics.com/v2.0/<tenant>/'
             'Production/api/v2.0"',
         )
-    if status == HTTP_FORBIDDEN:
+    if status == HTTPStatus.FORBIDDEN:
         return (
             "The token is valid but lacks permission: grant the app registration (client-id) "
             "the API permission or role this call needs, and check the company or tenant.",
             None,
         )
-    if status == HTTP_CONFLICT:
+    if status == HTTPStatus.CONFLICT:
         return ("The record changed or already exists: read it again and retry the change.", None)
-    if status >= HTTP_SERVER_ERROR:
+    if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
         return (
             "The API is having trouble (server error): check its status page and run the script "
             "again later; raise script-behavior → retry-strategy → max-retries if it is "
@@ -298,7 +261,7 @@ def rate_limit_error(
     *,
     too_long: bool,
     max_wait: float,
-    status_code: int = HTTP_TOO_MANY_REQUESTS,
+    status_code: int = HTTPStatus.TOO_MANY_REQUESTS.value,
 ) -> ApiRateLimitError:
     """The error for a 429/503 we stop retrying: a wait too long, or retries spent."""
     shown = safe_url(url)
@@ -403,7 +366,7 @@ def async_timeout_error(
         "Raise script-behavior → api-timeouts → async-max-wait if the operation is known to "
         "take that long, or check its status on the API side.",
         '"api-timeouts": {"async-max-wait": 900, "async-poll-interval": 5}',
-        status_code=HTTP_ACCEPTED,
+        status_code=HTTPStatus.ACCEPTED.value,
         url=shown,
         method=method,
     )

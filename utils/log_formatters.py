@@ -53,7 +53,7 @@ def _message(record: logging.LogRecord) -> str:
         return f"{template} [log arguments could not be formatted: {type(err).__name__}]"
 
 
-def redacted_parts(record: logging.LogRecord) -> tuple[str, str, str]:
+def redacted_parts(record: logging.LogRecord, formatted: str | None = None) -> tuple[str, str, str]:
     """Return the record's message, traceback and stack information, redacted.
 
     Computed once per record and cached on it, so every toolkit handler shares one scan.
@@ -62,6 +62,8 @@ def redacted_parts(record: logging.LogRecord) -> tuple[str, str, str]:
 
     Args:
         record: The log record.
+        formatted: ``record.getMessage()`` when the caller has it already (not formatted
+            twice).
 
     Returns:
         ``(message, exception_text, stack_text)``; the last two are ``""`` when absent.
@@ -70,7 +72,8 @@ def redacted_parts(record: logging.LogRecord) -> tuple[str, str, str]:
     if cached is not None:
         return cached
     # py.warnings messages end in a newline; a log line should not.
-    message = redact(_message(record).rstrip("\n"))
+    raw = formatted if formatted is not None else _message(record)
+    message = redact(raw.rstrip("\n"))
     exc_text = ""
     if record.exc_info or record.exc_text:
         try:
@@ -130,12 +133,16 @@ class RedactingJsonFormatter(JsonFormatter):
     string is redacted; a field whose name marks a secret is replaced whole; objects are
     rendered with ``str()`` and redacted (a failing ``__str__`` gives the placeholder).
 
+    python-json-logger's template does the work: :meth:`add_fields` is the hook that decides
+    what a record becomes, :meth:`jsonify_log_record` writes it with the plain encoder (every
+    value is already plain JSON); ``format`` is only guarded so that it never raises.
+
     Args:
         context: Called per record; returns the ``org``, ``env`` and ``run_id`` fields.
     """
 
     def __init__(self, context: Callable[[], dict[str, str | None]]) -> None:
-        super().__init__()
+        super().__init__(json_ensure_ascii=True)
         self._context = context
         self._reserved = set(RESERVED_ATTRS) | {
             _CACHE_ATTR,
@@ -147,27 +154,17 @@ class RedactingJsonFormatter(JsonFormatter):
         }
 
     def format(self, record: logging.LogRecord) -> str:
-        """Format ``record`` as one JSON line, redacted."""
+        """Format ``record`` as one JSON line, redacted; never raises."""
         try:
-            message, exc_text, stack_text = redacted_parts(record)
-            data: dict[str, Any] = {
-                "timestamp": format_utc(record),
-                "level": record.levelname,
-                "logger": record.name,
-                "message": message,
-                **self._context(),
-            }
-            if isinstance(record.msg, dict):
-                data["message"] = ""
-                data.update(_clean_mapping(record.msg, data))
-            if exc_text:
-                data["exc_info"] = exc_text
-            if stack_text:
-                data["stack_info"] = stack_text
-            extras = {k: v for k, v in record.__dict__.items() if k not in self._reserved}
-            if extras:
-                data.update(_clean_mapping(extras, data))
-            return json.dumps(data, ensure_ascii=True)
+            return super().format(record)
+        except Exception:
+            pass
+        try:
+            # The library formats the arguments itself: give it the message already made
+            # safe (arguments that cannot be formatted carry a note instead).
+            safe = logging.makeLogRecord(record.__dict__)
+            safe.msg, safe.args = redacted_parts(record)[0], None
+            return super().format(safe)
         except Exception as err:
             return json.dumps(
                 {
@@ -177,6 +174,42 @@ class RedactingJsonFormatter(JsonFormatter):
                     "message": f"{REDACTION_FAILED} ({type(err).__name__})",
                 }
             )
+
+    def add_fields(
+        self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
+    ) -> None:
+        """Fill ``log_data`` with the toolkit's fields, every one redacted.
+
+        ``message_dict`` (the library's copy of a dict message, with its unredacted
+        traceback) is not used: the record's own parts are taken, redacted once.
+        """
+        # The library has just formatted the message into record.message: reuse it.
+        formatted = None if isinstance(record.msg, dict) else record.__dict__.get("message")
+        message, exc_text, stack_text = redacted_parts(record, formatted)
+        record.message = message  # the library set the unredacted text there
+        log_data.update(
+            {
+                "timestamp": format_utc(record),
+                "level": record.levelname,
+                "logger": record.name,
+                "message": message,
+                **self._context(),
+            }
+        )
+        if isinstance(record.msg, dict):
+            log_data["message"] = ""
+            log_data.update(_clean_mapping(record.msg, log_data))
+        if exc_text:
+            log_data["exc_info"] = exc_text
+        if stack_text:
+            log_data["stack_info"] = stack_text
+        extras = {k: v for k, v in record.__dict__.items() if k not in self._reserved}
+        if extras:
+            log_data.update(_clean_mapping(extras, log_data))
+
+    def jsonify_log_record(self, log_data: dict[str, Any]) -> str:
+        """Serialise ``log_data``, already made of plain JSON values by :meth:`add_fields`."""
+        return json.dumps(log_data, ensure_ascii=True)
 
 
 def _clean_mapping(mapping: dict[Any, Any], existing: dict[str, Any]) -> dict[str, Any]:

@@ -15,7 +15,10 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
+from http import HTTPStatus
 from typing import Any
+
+from requests.utils import parse_header_links
 
 from utils.exceptions import ApiOperationError
 from utils.http_errors import resolve_link, safe_url
@@ -25,16 +28,14 @@ log = logging.getLogger(__name__)
 RECORD_KEYS = ("value", "data", "items", "results")
 ODATA_NEXT = "@odata.nextLink"
 ODATA_DELTA = "@odata.deltaLink"
-HTTP_GONE = 410
 JSON_NEXT = "next"
 LINK_CONTAINERS = ("links", "_links")
 """Objects that may hold the JSON ``next`` link (JSON:API ``links``, HAL ``_links``)."""
 PROGRESS_EVERY_PAGES = 10
 """A progress line (pages, records, rate) is logged at INFO every this many pages."""
 
-# One link-value of a Link header: <uri> followed by ;-separated parameters.
-_LINK_VALUE = re.compile(r'<([^>]*)>((?:\s*;\s*[^;,="]+(?:\s*=\s*(?:"[^"]*"|[^;,"]*))?)*)')
-_LINK_PARAM = re.compile(r';\s*([^;,="\s]+)\s*(?:=\s*(?:"([^"]*)"|([^;,"\s]*)))?')
+_DELIMITED = re.compile(r'<[^>]*>|"[^"]*"')
+_COMMA, _SEMI = "\x00c", "\x00s"
 
 PageFetcher = Callable[[str, Mapping[str, Any] | None], tuple[str, Mapping[str, str], Any]]
 """``fetch(url, params) -> (final_url, headers, parsed_body)`` for one page."""
@@ -43,25 +44,30 @@ PageFetcher = Callable[[str, Mapping[str, Any] | None], tuple[str, Mapping[str, 
 def parse_link_header(value: str | None) -> dict[str, str]:
     """Parse an RFC 8288 ``Link`` header into ``{relation: uri}`` (relations lower case).
 
-    Handles several links, quoted and unquoted ``rel``, several relations in one ``rel``
-    (``rel="next last"``) and any case; the first link wins for a relation.
+    ``requests.utils.parse_header_links`` splits the header; here parameter names and
+    relations are matched in any case, several relations in one ``rel`` (``rel="next last"``)
+    are split, and the first link wins for a relation.
 
     Example:
         >>> parse_link_header('<https://a/x?p=2>; rel="next", <https://a/x?p=9>; REL=last')
         {'next': 'https://a/x?p=2', 'last': 'https://a/x?p=9'}
     """
     links: dict[str, str] = {}
-    if not value:
-        return links
-    for match in _LINK_VALUE.finditer(value):
-        uri, params = match.group(1).strip(), match.group(2)
-        for param in _LINK_PARAM.finditer(params):
-            if param.group(1).lower() != "rel":
-                continue
-            rel_value = param.group(2) if param.group(2) is not None else param.group(3) or ""
-            for rel in rel_value.lower().split():
-                links.setdefault(rel, uri)
+    for link in parse_header_links(_shield(value)) if value else ():
+        params = {key.lower(): text for key, text in link.items() if key != "url"}
+        for rel in _unshield(params.get("rel", "")).lower().split():
+            links.setdefault(rel, _unshield(link["url"]).strip())
     return links
+
+
+def _shield(value: str) -> str:
+    # parse_header_links splits at every "," and ";": hide those inside <uri> and "quoted"
+    # parameters (title="a, b; c") so that only the separators of the header split it.
+    return _DELIMITED.sub(lambda m: m.group(0).replace(",", _COMMA).replace(";", _SEMI), value)
+
+
+def _unshield(text: str) -> str:
+    return text.replace(_COMMA, ",").replace(_SEMI, ";")
 
 
 def next_link(body: Any, headers: Mapping[str, str], page_url: str) -> str | None:
@@ -269,7 +275,7 @@ class DeltaPull:
         try:
             yield from self._walk(first_url, first_params)
         except ApiOperationError as err:
-            if err.status_code != HTTP_GONE:
+            if err.status_code != HTTPStatus.GONE:
                 raise
             log.warning(
                 "Delta pull of %s: the server answered 410 Gone (the sync state expired); "

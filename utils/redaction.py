@@ -45,7 +45,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, unquote, urlsplit, urlunsplit
 
 from utils.redaction_patterns import (
     ANY_KEY_WORD,
@@ -393,3 +393,41 @@ def redact(text: str) -> str:
         return _apply_patterns(text)
     except Exception:  # never let logging take a batch job down, never leak on failure
         return REDACTION_FAILED
+
+
+SECRET_PARAM = re.compile(
+    r"_*([a-z_-]*(password|passwd|pwd|secret|token|api[-_]?key|apikey|signature|credential)"
+    r"|key|sig|code|auth)",
+    re.IGNORECASE,
+)
+"""Query parameter names whose values are treated as secrets in URLs we log or report."""
+
+
+def _safe_param(part: str) -> str:
+    name = part.split("=", 1)[0]
+    return f"{name}={REDACTED}" if SECRET_PARAM.fullmatch(unquote(name)) else part
+
+
+def safe_url(url: str, *, query: bool = True) -> str:
+    """Return ``url`` fit for logs and errors: no ``user:password@``, secret params redacted.
+
+    The one rule for every URL the toolkit shows (API calls, token endpoints, next links).
+
+    Args:
+        url: Any URL (absolute or not).
+        query: Keep the query (secret values redacted); False drops it whole (a token
+            endpoint's URL is shown without one).
+
+    Example:
+        >>> safe_url("https://u:p@api.example.com/x?api_key=abc&top=5")
+        'https://api.example.com/x?api_key=[REDACTED]&top=5'
+        >>> safe_url("https://login.example.com/t/token?code=x", query=False)
+        'https://login.example.com/t/token'
+    """
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc.rsplit("@", 1)[-1]
+        kept = "&".join(_safe_param(p) for p in parts.query.split("&") if p) if query else ""
+        return redact(urlunsplit((parts.scheme, netloc, parts.path, kept, "")))
+    except ValueError:
+        return REDACTED

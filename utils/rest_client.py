@@ -15,11 +15,14 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.auth import HTTPBasicAuth
+from requests.utils import get_auth_from_url
 
 from utils import redaction, run_control, run_stats
 from utils.api_common import CircuitBreaker, RateLimiter
@@ -39,8 +42,8 @@ from utils.http_errors import (
     transport_error,
     url_with_params,
 )
-from utils.http_origin import OriginBoundSession, origin_of
 from utils.retry_policy import (
+    Outcome,
     RetryPolicy,
     TransportFailure,
     Verdict,
@@ -54,13 +57,63 @@ log = logging.getLogger(__name__)
 POOL_MAXSIZE = 32
 """Connections kept per host: enough for every worker of ``TxoRestAPI.map``."""
 POOL_CONNECTIONS = 4
-HTTP_ACCEPTED = 202
-HTTP_UNAUTHORIZED = 401
-HTTP_TOO_MANY_REQUESTS = 429
-HTTP_CLIENT_ERROR = 400
-HTTP_SERVER_ERROR = 500
 USER_AGENT = "txo-batch-toolkit"
-BEARER_PREFIX = "Bearer "
+
+
+# -- where the bearer token may go: the API's origin, also across redirects ------------------
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+Origin = tuple[str, str, int | None]
+"""``(scheme, host, port)``."""
+
+
+def origin_of(url: str) -> Origin:
+    """``(scheme, host, port)`` of ``url``, lower case, with the scheme's default port filled."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # not a URL at all ("http://[bad"): matches no origin
+        return "", "", None
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port or DEFAULT_PORTS.get(scheme)
+    except ValueError:
+        port = None
+    return scheme, (parts.hostname or "").lower(), port
+
+
+class UrlCredentialsOnly(requests.auth.AuthBase):
+    """Basic auth from the URL's own ``user:password@`` (as ``requests`` does), never ``.netrc``.
+
+    Set as the session's ``auth``, it stops ``requests`` from reading ``~/.netrc`` (or
+    ``$NETRC``), which would replace the bearer token with Basic credentials, and add them to
+    clients built with ``require_auth=False`` and to next links on other hosts.
+    """
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        user, password = get_auth_from_url(r.url or "")
+        if user or password:
+            return HTTPBasicAuth(user, password)(r)
+        return r
+
+
+class OriginBoundSession(requests.Session):
+    """A ``requests.Session`` that keeps ``Authorization`` to what the client itself sets.
+
+    ``requests`` keeps the header on some cross-origin redirects (http → https on the same
+    host) and adds ``.netrc`` credentials; here a redirect keeps the header only while it
+    stays on ``api_origin``, and ``.netrc`` is never read (see :class:`UrlCredentialsOnly`).
+    Proxy settings from the environment still apply.
+    """
+
+    def __init__(self, api_origin: Origin):
+        super().__init__()
+        self.api_origin = api_origin
+        self.auth = UrlCredentialsOnly()
+
+    def rebuild_auth(self, prepared_request: Any, response: Any) -> None:
+        """Keep ``Authorization`` only when the redirect target is the API's own origin."""
+        if origin_of(prepared_request.url or "") != self.api_origin:
+            prepared_request.headers.pop("Authorization", None)
 
 
 @dataclass
@@ -163,10 +216,9 @@ class RestTransport:
         if require_auth:
             given = config.get("_token")
             if isinstance(given, str) and given.strip():
-                # the raw token; tolerate one given with its scheme ("Bearer …")
-                given = given.strip()
-                if given[: len(BEARER_PREFIX)].lower() == BEARER_PREFIX.lower():
-                    given = given[len(BEARER_PREFIX) :].strip()
+                from utils.auth import strip_bearer
+
+                given = strip_bearer(given)  # tolerate a token given with its scheme
             self._token = given if isinstance(given, str) and given else None
             if self._token is None:
                 self._token = self._provider().get_token()
@@ -235,7 +287,7 @@ class RestTransport:
                 breaker.record_failure()
             raise
         if breaker is not None:
-            if response.status_code >= HTTP_SERVER_ERROR:
+            if response.status_code >= HTTPStatus.INTERNAL_SERVER_ERROR:
                 breaker.record_failure()
             else:
                 breaker.record_success()
@@ -346,9 +398,9 @@ class RestTransport:
                 call.attempts,
                 (self._clock() - started) * 1000,
             )
-            if status == HTTP_TOO_MANY_REQUESTS:
+            if status == HTTPStatus.TOO_MANY_REQUESTS:
                 run_stats.increment(run_stats.RATE_LIMITED)
-            if status != HTTP_UNAUTHORIZED:
+            if status != HTTPStatus.UNAUTHORIZED:
                 return response
             if token is None or call.refreshed:
                 raise auth_error(
@@ -389,61 +441,72 @@ class RestTransport:
         """
         call = call if call is not None else CallRecord()
         base_headers, body = self.prepare(method, json_body, headers)
-        attempt = 0  # the retry budget's count: the repeat after a 401 refresh is outside it
-
         # The query is encoded here, once, RFC 3986 style (a space is %20, never +): the URL
         # sent, logged and shown in errors is this one (see utils.http_errors.encode_query).
         url = url_with_params(url, params)
-
-        def shown_url() -> str:  # the URL with its query, for errors (made safe there)
-            return url
-
+        attempt = 0  # the retry budget's count: the repeat after a 401 refresh is outside it
         while True:
             attempt += 1
+            response, retry_after = None, None
+            outcome: Outcome
             try:
                 response = self.send(method, url, base_headers, body=body, call=call)
+                status = outcome = response.status_code
+                if status < HTTPStatus.BAD_REQUEST:
+                    return response
+                retry_after = retry_after_of(status, response.headers, self._wall_clock())
             except requests.RequestException as err:
-                kind = classify_exception(err)
-                verdict = self.policy.decide(method, kind, attempt, headers=base_headers)
-                if verdict is not Verdict.RETRY:
-                    log.debug("%s %s: no retry after %s", method, LazySafeUrl(url), kind.value)
-                    raise transport_error(
-                        err,
-                        method,
-                        shown_url(),
-                        self.timeout,
-                        attempt,
-                        timed_out=kind is TransportFailure.TIMEOUT,
-                    ) from err
-                self._wait(method, shown_url(), attempt, None, type(err).__name__)
-                continue
-            status = response.status_code
-            if status < HTTP_CLIENT_ERROR:
-                return response
-            retry_after = retry_after_of(status, response.headers, self._wall_clock())
+                outcome = err
             verdict = self.policy.decide(
-                method, status, attempt, retry_after=retry_after, headers=base_headers
+                method, outcome, attempt, retry_after=retry_after, headers=base_headers
             )
-            if verdict is Verdict.RETRY:
-                self._wait(method, shown_url(), attempt, retry_after, f"HTTP {status}")
-                continue
-            if verdict is Verdict.WAIT_TOO_LONG:
-                raise rate_limit_error(
-                    method,
-                    shown_url(),
-                    retry_after,
-                    too_long=True,
-                    max_wait=self.policy.max_wait_seconds,
-                    status_code=status,
+            if verdict is not Verdict.RETRY:
+                error = self._final_error(
+                    verdict, method, url, attempt, outcome, response, retry_after
                 )
-            if verdict is Verdict.EXHAUSTED and status == HTTP_TOO_MANY_REQUESTS:
-                raise rate_limit_error(
-                    method, shown_url(), retry_after, too_long=False, max_wait=0.0
-                )
-            log.debug(
-                "%s %s: HTTP %d is final (attempt %d)", method, LazySafeUrl(url), status, attempt
+                raise error from (outcome if isinstance(outcome, BaseException) else None)
+            why = f"HTTP {outcome}" if response is not None else type(outcome).__name__
+            self._wait(method, url, attempt, retry_after, why)
+
+    def _final_error(
+        self,
+        verdict: Verdict,
+        method: str,
+        url: str,
+        attempt: int,
+        outcome: Outcome,
+        response: requests.Response | None,
+        retry_after: float | None,
+    ) -> Exception:
+        """The error a call ends with when ``verdict`` says not to retry."""
+        if isinstance(outcome, requests.RequestException):
+            kind = classify_exception(outcome)
+            log.debug("%s %s: no retry after %s", method, LazySafeUrl(url), kind.value)
+            error = transport_error(
+                outcome,
+                method,
+                url,
+                self.timeout,
+                attempt,
+                timed_out=kind is TransportFailure.TIMEOUT,
             )
-            raise status_error(response, method, response.url or shown_url(), attempt)
+            return error
+        assert response is not None  # a status outcome comes with its response
+        if verdict is Verdict.WAIT_TOO_LONG:
+            return rate_limit_error(
+                method,
+                url,
+                retry_after,
+                too_long=True,
+                max_wait=self.policy.max_wait_seconds,
+                status_code=response.status_code,
+            )
+        if verdict is Verdict.EXHAUSTED and outcome == HTTPStatus.TOO_MANY_REQUESTS:
+            return rate_limit_error(method, url, retry_after, too_long=False, max_wait=0.0)
+        log.debug(
+            "%s %s: HTTP %s is final (attempt %d)", method, LazySafeUrl(url), outcome, attempt
+        )
+        return status_error(response, method, response.url or url, attempt)
 
     # -- a call, with 202 polling ------------------------------------------------------------
     def request(
@@ -468,12 +531,12 @@ class RestTransport:
                 ``method`` and ``url`` are those of the call, the poll URL is in the message.
         """
         response = self.execute(method, url, call=call, **kwargs)  # polls are not counted
-        if response.status_code != HTTP_ACCEPTED or not response.headers.get("Location"):
+        if response.status_code != HTTPStatus.ACCEPTED or not response.headers.get("Location"):
             return response
         deadline = self._clock() + self.async_max_wait
         poll_url = url
         polls = 0
-        while response.status_code == HTTP_ACCEPTED:
+        while response.status_code == HTTPStatus.ACCEPTED:
             location = response.headers.get("Location")
             if location:
                 poll_url = resolve_link(response.url or poll_url, location, "Location")

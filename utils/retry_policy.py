@@ -3,7 +3,8 @@
 Nothing here does I/O or sleeps; :class:`RetryPolicy` answers "retry this?" and "wait how
 long?" so the rules can be tested without a network, and the client's loop stays the one and
 only retry layer (its ``HTTPAdapter`` runs with ``max_retries=0``). Every retrying caller asks
-:meth:`RetryPolicy.decide`: single calls, and each item of a write-back, batched or not.
+:meth:`RetryPolicy.decide`: single calls, each item of a write-back (batched or not), token
+requests (:mod:`utils.auth`) and the generic :func:`utils.api_common.manual_retry`.
 
 Idempotency is a property of the call, not only of its method: PUT, DELETE (and GET, HEAD,
 OPTIONS) always are; a PATCH that carries ``If-Match`` is (a repeat of an applied change fails
@@ -20,26 +21,37 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from http import HTTPStatus
 from typing import Any
 
 import requests
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 from urllib3.exceptions import TimeoutError as Urllib3TimeoutError
 
-from utils.api_settings import behavior
+from utils.api_settings import DEFAULTS, behavior
+from utils.exceptions import ApiAuthenticationError, ConfigurationError, ValidationError
 
 IDEMPOTENT_METHODS = frozenset({"GET", "PUT", "DELETE", "HEAD", "OPTIONS"})
 """Methods that may be repeated after any transient failure."""
 IDEMPOTENT_WITH_HEADER = {"PATCH": "if-match", "POST": "idempotency-key"}
 """Methods made idempotent by a request header (lower case): the call may then be repeated."""
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
-RETRY_STATUSES_IDEMPOTENT = frozenset({429, 500, 502, 503, 504})
+RETRY_STATUSES_IDEMPOTENT = frozenset(
+    {
+        HTTPStatus.TOO_MANY_REQUESTS,
+        HTTPStatus.INTERNAL_SERVER_ERROR,
+        HTTPStatus.BAD_GATEWAY,
+        HTTPStatus.SERVICE_UNAVAILABLE,
+        HTTPStatus.GATEWAY_TIMEOUT,
+    }
+)
 """Statuses retried for :data:`IDEMPOTENT_METHODS`."""
-RETRY_AFTER_STATUSES = frozenset({429, 503})
+RETRY_AFTER_STATUSES = frozenset({HTTPStatus.TOO_MANY_REQUESTS, HTTPStatus.SERVICE_UNAVAILABLE})
 """Statuses whose ``Retry-After`` header replaces the backoff."""
-TOO_MANY_REQUESTS = 429
-SERVICE_UNAVAILABLE = 503
-DEFAULT_MAX_WAIT_SECONDS = 300.0
+_STRATEGY, _JITTER = DEFAULTS["retry-strategy"], DEFAULTS["jitter"]
+DEFAULT_MAX_WAIT_SECONDS = float(_STRATEGY["max-wait-seconds"])
+NEVER_RETRIED = (ConfigurationError, ValidationError, ApiAuthenticationError)
+"""Errors of work that is not an HTTP call that repeating cannot fix (method None)."""
 
 
 class TransportFailure(enum.Enum):
@@ -184,20 +196,24 @@ class RetryPolicy:
 
     Attributes:
         max_retries: Retries after the first attempt (at most ``1 + max_retries`` requests).
-        backoff_factor: Delay before retry n is ``backoff_factor * 2 ** (n - 1)`` seconds.
+        backoff_factor: Delay before retry n is ``backoff_factor * backoff_base ** (n - 1)``
+            seconds.
         max_wait_seconds: A ``Retry-After`` longer than this fails at once.
         jitter_min: Lower bound of the random factor applied to a delay.
         jitter_max: Upper bound of the random factor applied to a delay.
         idempotency_keys: Give every POST a fresh ``Idempotency-Key`` (config
             ``retry-strategy.idempotency-keys``), which makes it retryable.
+        backoff_base: The growth of the backoff (2: doubling; not a config key).
     """
 
-    max_retries: int = 3
-    backoff_factor: float = 2.0
+    # Each default is the config key's, from the JSON Schema (see utils.api_settings).
+    max_retries: int = int(_STRATEGY["max-retries"])
+    backoff_factor: float = float(_STRATEGY["backoff-factor"])
     max_wait_seconds: float = DEFAULT_MAX_WAIT_SECONDS
-    jitter_min: float = 0.8
-    jitter_max: float = 1.2
-    idempotency_keys: bool = False
+    jitter_min: float = float(_JITTER["min-factor"])
+    jitter_max: float = float(_JITTER["max-factor"])
+    idempotency_keys: bool = bool(_STRATEGY["idempotency-keys"])
+    backoff_base: float = 2.0
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> RetryPolicy:
@@ -235,11 +251,12 @@ class RetryPolicy:
 
     def is_retryable(
         self,
-        method: str,
+        method: str | None,
         outcome: Outcome,
         *,
         retry_after: float | None = None,
         headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
     ) -> bool:
         """Whether this kind of outcome is worth repeating for the call (budget aside).
 
@@ -248,13 +265,21 @@ class RetryPolicy:
         connection, protocol and timeout failures. Other POST and PATCH calls: only 429, 503
         with a usable ``Retry-After``, and failures to connect (the request never left).
 
+        Work that is not an HTTP call (``method`` None): any exception but
+        :data:`NEVER_RETRIED`.
+
         Args:
-            method: HTTP method (any case).
+            method: HTTP method (any case); None for work that is not an HTTP call.
             outcome: The HTTP status, the exception raised, or its :class:`TransportFailure`.
             retry_after: The parsed ``Retry-After`` of the response (None when absent).
             headers: The call's request headers, which may make it idempotent.
+            idempotent: Whether the call may be repeated, when the caller knows better than
+                its method (a token request); None: :func:`is_idempotent` decides.
         """
-        idempotent = is_idempotent(method, headers)
+        if method is None:
+            return not isinstance(outcome, NEVER_RETRIED)
+        if idempotent is None:
+            idempotent = is_idempotent(method, headers)
         if isinstance(outcome, BaseException):
             outcome = classify_exception(outcome)
         if isinstance(outcome, TransportFailure):
@@ -263,9 +288,9 @@ class RetryPolicy:
             return idempotent or outcome is TransportFailure.CONNECT
         if idempotent:
             return outcome in RETRY_STATUSES_IDEMPOTENT
-        if outcome == TOO_MANY_REQUESTS:
+        if outcome == HTTPStatus.TOO_MANY_REQUESTS:
             return True
-        return outcome == SERVICE_UNAVAILABLE and retry_after is not None
+        return outcome == HTTPStatus.SERVICE_UNAVAILABLE and retry_after is not None
 
     def should_retry(
         self,
@@ -299,12 +324,13 @@ class RetryPolicy:
 
     def decide(
         self,
-        method: str,
+        method: str | None,
         outcome: Outcome,
         attempt: int,
         *,
         retry_after: float | None = None,
         headers: Mapping[str, str] | None = None,
+        idempotent: bool | None = None,
     ) -> Verdict:
         """The one retry decision of the toolkit, after ``outcome`` of attempt ``attempt``.
 
@@ -313,11 +339,12 @@ class RetryPolicy:
         made ``1 + max_retries`` attempts is ``EXHAUSTED``; else ``RETRY``.
 
         Args:
-            method: HTTP method (any case).
+            method: HTTP method (any case); None for work that is not an HTTP call.
             outcome: The HTTP status, the exception raised, or its :class:`TransportFailure`.
             attempt: How many attempts were made so far (1 after the first request).
             retry_after: The parsed ``Retry-After`` of the response (None when absent).
             headers: The call's request headers, which may make it idempotent.
+            idempotent: Overrides :func:`is_idempotent` (see :meth:`is_retryable`).
 
         Example:
             >>> RetryPolicy(max_retries=1).decide("PATCH", 500, 1, headers={"If-Match": "*"})
@@ -325,7 +352,9 @@ class RetryPolicy:
             >>> RetryPolicy().decide("PATCH", 500, 1)
             <Verdict.FINAL: 'final'>
         """
-        if not self.is_retryable(method, outcome, retry_after=retry_after, headers=headers):
+        if not self.is_retryable(
+            method, outcome, retry_after=retry_after, headers=headers, idempotent=idempotent
+        ):
             return Verdict.FINAL
         if self.exceeds_max_wait(retry_after):
             return Verdict.WAIT_TOO_LONG
@@ -335,7 +364,7 @@ class RetryPolicy:
 
     def backoff(self, retry_number: int) -> float:
         """The un-jittered delay before retry ``retry_number`` (1-based), in seconds."""
-        return self.backoff_factor * 2 ** (retry_number - 1)
+        return self.backoff_factor * self.backoff_base ** (retry_number - 1)
 
     def delay(
         self,

@@ -1,6 +1,6 @@
 """Check that scripts in ``src/`` follow the toolkit's patterns, reading them with ``ast``.
 
-Run ``python -m tests.check_patterns [PATH ...]`` (default ``src``; folders are searched for
+Run ``python -m tools.check_patterns [PATH ...]`` (default ``src``; folders are searched for
 ``*.py``). Each finding is one line, ``file:line: rule: message — fix``; the exit code is 1
 when there is any finding, else 0. The rules:
 

@@ -3,8 +3,8 @@ else the standalone jar (shipped by the PyPI package ``wiremock``) under the mac
 
 Used by the test suite, the benchmarks and ``make demo`` / ``make mock-api-up``::
 
-    python -m tests.wiremock_server start --root mock-api --port 8089
-    python -m tests.wiremock_server stop
+    python -m tools.wiremock_server start --root mock-api --port 8089
+    python -m tools.wiremock_server stop
 """
 
 from __future__ import annotations
