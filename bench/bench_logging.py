@@ -20,8 +20,9 @@ from pathlib import Path
 from pythonjsonlogger.json import JsonFormatter
 
 from bench.common import Row, interleaved, ratio_stats
-from utils import log_formatters, redaction
-from utils.log_formatters import (
+from utils import _log_formatters as log_formatters
+from utils import _redaction as redaction
+from utils._log_formatters import (
     CONSOLE_FORMAT,
     FILE_FORMAT,
     RedactingJsonFormatter,
@@ -62,7 +63,7 @@ MESSAGES: list[tuple[str, int, str, tuple[object, ...]]] = [
         (1.6, 2, 4),
     ),
     (
-        "utils.auth",
+        "utils._auth",
         logging.INFO,
         "Token acquired for client %s, expires in %d s",
         ("txo-batch", 3599),
@@ -82,7 +83,7 @@ MESSAGES: list[tuple[str, int, str, tuple[object, ...]]] = [
     ("src.report", logging.INFO, "Summary: %d customers, %d orders, %d errors", (812, 4410, 0)),
     # One in ten carries a secret: the tenth slot takes each of SECRET_MESSAGES in turn.
     (
-        "utils.auth",
+        "utils._auth",
         logging.DEBUG,
         "Token response: %s",
         (

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import Row, ratio_stats
-from utils import path_helpers, run_control
+from utils import _run_control as run_control
+from utils import path_helpers
 from utils.state import load_state
 
 AREA = "State"

@@ -66,7 +66,7 @@ READING = """\
   parity. Where a row misses 1.05× against the bare call, cProfile over `save()` shows the
   time in the library's own encoder plus the fsync and the rename on this machine's disk
   (`os.replace` of an existing file alone took ~27 ms per call in the JSON profile), not
-  toolkit Python work: `utils.json_encoding.encode` is within 2% of `json.dumps` on the same
+  toolkit Python work: `utils._json_encoding.encode` is within 2% of `json.dumps` on the same
   records, and the toolkit's fixed per-file cost is the "1 KB" row. A large text file is the
   extreme case: writing 10 MB is cheap, forcing it to disk is not.
 - **State** rows time one run's state work (`load_state`, one `set`, `commit`) against

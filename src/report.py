@@ -46,7 +46,7 @@ from utils.script_runner import parse_args_and_load_config, run_script
 if TYPE_CHECKING:  # pandas loads only when the report is built, so --help starts fast
     import pandas as pd
 
-    from utils.excel_writer import SheetLayout
+    from utils._excel_writer import SheetLayout
 
 logger = setup_logger()
 

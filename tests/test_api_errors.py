@@ -8,9 +8,9 @@ import pytest
 
 from tests.http_contract_support import API_TOKEN, hang_guard, make_config
 from tools.wiremock_server import WireMock
+from utils._http_errors import encode_query, safe_url, url_with_params
 from utils.api_factory import create_rest_api
 from utils.exceptions import ApiOperationError
-from utils.http_errors import encode_query, safe_url, url_with_params
 
 pytestmark = pytest.mark.usefixtures(hang_guard.__name__)
 
@@ -82,12 +82,12 @@ def test_responses_and_retries_are_logged_at_debug_without_secrets(
     )
     config = make_config(f"{wiremock.base_url}/api", {"retry-strategy": {"max-retries": 1}})
     with (
-        caplog.at_level("DEBUG", logger="utils.rest_client"),
+        caplog.at_level("DEBUG", logger="utils._rest_client"),
         create_rest_api(config) as api,
         pytest.raises(ApiOperationError),
     ):
         api.get("log", params={"api_key": "very-secret-key-1"})
-    lines = [r.getMessage() for r in caplog.records if r.name == "utils.rest_client"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "utils._rest_client"]
     text = "\n".join(lines)
     assert "very-secret-key-1" not in text
     assert "GET " in text and "api_key=[REDACTED]" in text

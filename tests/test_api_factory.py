@@ -33,7 +33,9 @@ from tests.http_contract_support import (
     stamps_ms,
 )
 from tools.wiremock_server import WireMock
-from utils import auth, http_body, run_stats
+from utils import _auth as auth
+from utils import _http_body as http_body
+from utils import run_stats
 from utils.api_factory import ApiManager, TxoRestAPI, create_rest_api
 from utils.exceptions import (
     ApiAuthenticationError,
@@ -211,7 +213,7 @@ def test_error_url_has_no_credentials_or_secret_params(wiremock: WireMock) -> No
 
 # -- auth --------------------------------------------------------------------------------------
 def test_401_without_client_credentials_is_an_auth_error(wiremock: WireMock) -> None:
-    from utils.auth import clear_token_providers
+    from utils._auth import clear_token_providers
 
     clear_token_providers()
     wiremock.stub({"request": {"method": "GET", "urlPath": "/api/me"}, "response": {"status": 401}})
@@ -235,7 +237,7 @@ def _oauth_config(wm: WireMock) -> dict[str, Any]:
 
 
 def test_401_refreshes_the_token_once_and_retries(wiremock: WireMock) -> None:
-    from utils.auth import clear_token_providers
+    from utils._auth import clear_token_providers
 
     clear_token_providers()
     sequence(
@@ -259,7 +261,7 @@ def test_401_refreshes_the_token_once_and_retries(wiremock: WireMock) -> None:
 
 
 def test_401_after_refresh_is_an_auth_error(wiremock: WireMock) -> None:
-    from utils.auth import clear_token_providers
+    from utils._auth import clear_token_providers
 
     clear_token_providers()
     wiremock.stub(
@@ -373,7 +375,7 @@ def stub_token_per_scope(wm: WireMock) -> None:
 def two_api_config(wm: WireMock, **graph: Any) -> dict[str, Any]:
     """Business Central as the default API at 127.0.0.1, Graph (and a Graph beta with the same
     scope) on another origin (localhost) of the same WireMock; client credentials."""
-    from utils.auth import clear_token_providers
+    from utils._auth import clear_token_providers
 
     clear_token_providers()
     config = make_config(f"{wm.base_url}/bc")
@@ -519,8 +521,8 @@ def test_an_api_name_without_any_apis_says_so() -> None:
 
 
 def test_an_entry_with_its_own_tenant_uses_that_tenants_token_endpoint() -> None:
+    from utils._auth import TokenProvider
     from utils._named_apis import api_config
-    from utils.auth import TokenProvider
 
     config = make_config("https://bc.example.com")
     config["global"].update(
@@ -576,8 +578,8 @@ def test_the_manager_keeps_one_client_per_api(wiremock: WireMock) -> None:
 
 @pytest.mark.parametrize("name", ["graph", "business-central", "sp2"])
 def test_a_named_apis_static_token_is_where_the_secrets_loader_puts_name_token(name: str) -> None:
+    from utils._config_loader import secret_name
     from utils._named_apis import static_token_name
-    from utils.config_loader import secret_name
 
     assert static_token_name(name) == "_" + secret_name(f"{name}-token")
 

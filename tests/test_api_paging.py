@@ -25,10 +25,11 @@ from tests.http_contract_support import (
 )
 from tests.http_contract_support import TOKEN as CONTRACT_TOKEN
 from tools.wiremock_server import WireMock
-from utils import http_body, redaction
+from utils import _http_body as http_body
+from utils import _redaction as redaction
+from utils._pagination import extract_records, next_link, parse_link_header
 from utils.api_factory import ApiManager, TxoRestAPI, create_rest_api
 from utils.exceptions import ApiOperationError, ApiTimeoutError, HelpfulError
-from utils.pagination import extract_records, next_link, parse_link_header
 
 pytestmark = pytest.mark.usefixtures(hang_guard.__name__)
 
@@ -247,7 +248,7 @@ def test_progress_is_logged_for_long_runs(
         if n < 11:
             body["next"] = f"/api/items?page={n + 1}"
         stub_page(wiremock, None if n == 0 else {"page": str(n)}, json_response(body))
-    with caplog.at_level("INFO", logger="utils.pagination"):
+    with caplog.at_level("INFO", logger="utils._pagination"):
         assert api.get_all("items") == list(range(12))
     progress = [r.getMessage() for r in caplog.records if "10 pages" in r.getMessage()]
     assert len(progress) == 1 and "10 records" in progress[0]

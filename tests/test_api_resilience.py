@@ -27,6 +27,7 @@ from tests.http_contract_support import (
 )
 from tools.wiremock_server import WireMock, free_port
 from utils import run_stats
+from utils._retry_policy import RetryPolicy, TransportFailure, classify_exception
 from utils.api_factory import create_rest_api
 from utils.exceptions import (
     ApiOperationError,
@@ -34,7 +35,6 @@ from utils.exceptions import (
     ApiTimeoutError,
     CircuitOpenError,
 )
-from utils.retry_policy import RetryPolicy, TransportFailure, classify_exception
 
 pytestmark = pytest.mark.usefixtures(hang_guard.__name__)
 

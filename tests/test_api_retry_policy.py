@@ -10,7 +10,7 @@ import pytest
 import requests
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
-from utils.retry_policy import (
+from utils._retry_policy import (
     RetryPolicy,
     TransportFailure,
     Verdict,

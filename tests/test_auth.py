@@ -11,7 +11,9 @@ import pytest
 
 from tests.support_clock import FakeClock
 from tools.wiremock_server import WireMock, free_port
-from utils import auth, redaction, run_stats
+from utils import _auth as auth
+from utils import _redaction as redaction
+from utils import run_stats
 from utils.exceptions import ApiAuthenticationError, ConfigurationError
 
 TOKEN_PATH = "/oauth2/token"

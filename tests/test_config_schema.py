@@ -13,9 +13,9 @@ from typing import Any
 import jsonschema
 import pytest
 
-from utils import config_loader
+from utils import _config_loader as config_loader
+from utils._redaction import redact
 from utils.exceptions import ValidationError
-from utils.redaction import redact
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = json.loads((ROOT / "schemas" / "org-env-config-schema.json").read_text())
@@ -303,7 +303,7 @@ def test_defaults_keep_given_values_and_fill_siblings() -> None:
 
 
 def test_filled_defaults_match_the_http_clients_defaults() -> None:
-    from utils import api_settings
+    from utils import _api_settings as api_settings
 
     config = config_loader.fill_defaults({"global": {"api-base-url": "https://x"}})
     assert config["script-behavior"] == api_settings.behavior({})
@@ -398,10 +398,10 @@ def test_defaults_of_walks_nested_objects_and_skips_keys_without_one() -> None:
 
 
 def test_every_code_default_is_read_from_the_schema() -> None:
-    from utils import api_settings
+    from utils import _api_settings as api_settings
+    from utils._retry_policy import RetryPolicy
     from utils._schema import section_defaults
     from utils.api_common import CircuitBreaker, RateLimiter
-    from utils.retry_policy import RetryPolicy
 
     behavior = section_defaults("script-behavior")
     assert api_settings.DEFAULTS is behavior

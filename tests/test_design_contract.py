@@ -128,35 +128,35 @@ def test_utils_holds_each_public_module_flat(name: str) -> None:
 LAYERS: dict[str, int] = {
     "exceptions": 0,
     "run_stats": 0,
-    "run_control": 0,
+    "_run_control": 0,
     "path_helpers": 1,
     "_schema": 1,
-    "redaction_patterns": 2,
-    "redaction": 2,
-    "log_formatters": 2,
+    "_redaction_patterns": 2,
+    "_redaction": 2,
+    "_log_formatters": 2,
     "logger": 2,
-    "api_settings": 3,
+    "_api_settings": 3,
     "_named_apis": 3,
-    "retry_policy": 3,
+    "_retry_policy": 3,
     "api_common": 3,
-    "auth": 4,
-    "json_encoding": 5,
+    "_auth": 4,
+    "_json_encoding": 5,
     "_excel_layout": 5,
-    "excel_writer": 5,
-    "table_writers": 5,
+    "_excel_writer": 5,
+    "_table_writers": 5,
     "_record_streams": 5,
     "_arrow_types": 5,
-    "save_formats": 5,
-    "atomic_write": 5,
+    "_save_formats": 5,
+    "_atomic_write": 5,
     "_output_names": 5,
     "load_n_save": 5,
     "state": 5,
-    "http_errors": 6,
-    "http_body": 6,
-    "pagination": 6,
-    "rest_client": 6,
+    "_http_errors": 6,
+    "_http_body": 6,
+    "_pagination": 6,
+    "_rest_client": 6,
     "api_factory": 6,
-    "config_loader": 6,
+    "_config_loader": 6,
     "_script_settings": 6,
     "_metrics": 5,  # the run's metrics push: logger and run_stats below, script_runner above
     "script_runner": 6,
@@ -165,7 +165,7 @@ LAYERS: dict[str, int] = {
     "_write_back": 6,
 }
 # Modules of the api_common layer: pure decisions, no I/O of their own.
-PURE_MODULES = ["api_common", "api_settings", "retry_policy"]
+PURE_MODULES = ["api_common", "_api_settings", "_retry_policy"]
 # http.HTTPStatus (names of statuses) is allowed; http.client and http.server do I/O.
 IO_MODULES = {
     "socket",
@@ -230,20 +230,20 @@ def test_the_import_graph_has_no_cycle() -> None:
 
 def test_api_factory_and_script_runner_do_not_import_each_other() -> None:
     graph = _graph()
-    assert not {"script_runner", "config_loader"} & _reaches(graph, "api_factory")
+    assert not {"script_runner", "_config_loader"} & _reaches(graph, "api_factory")
     assert "api_factory" not in _reaches(graph, "script_runner")
 
 
 @pytest.mark.parametrize("name", ["script_runner", "api_factory"])
 def test_token_acquisition_is_reached_from_both_entry_points(name: str) -> None:
-    assert "auth" in _reaches(_graph(), name)
+    assert "_auth" in _reaches(_graph(), name)
 
 
 def test_token_requests_are_built_in_one_place() -> None:
     holders = sorted(
         p.stem for p in UTILS.glob("*.py") if "client_credentials" in p.read_text(encoding="utf-8")
     )
-    assert holders == ["auth"]
+    assert holders == ["_auth"]
 
 
 @pytest.mark.parametrize("name", PURE_MODULES)
@@ -251,7 +251,7 @@ def test_api_common_layer_does_no_io(name: str) -> None:
     tree = ast.parse((UTILS / f"{name}.py").read_text(encoding="utf-8"))
     # _schema reads the JSON Schema's defaults once: the one source of defaults, not I/O of
     # the decisions themselves.
-    allowed = {"api_settings", "retry_policy", "exceptions", "run_stats", "_schema"}
+    allowed = {"_api_settings", "_retry_policy", "exceptions", "run_stats", "_schema"}
     assert _utils_imports(name) <= allowed
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):

@@ -28,7 +28,17 @@ import xlsxwriter
 import xlsxwriter.worksheet
 
 from tests.support_files import every_file
-from utils import _record_streams, atomic_write, json_encoding, path_helpers, run_stats
+from utils import (
+    _atomic_write as atomic_write,
+)
+from utils import (
+    _json_encoding as json_encoding,
+)
+from utils import (
+    _record_streams,
+    path_helpers,
+    run_stats,
+)
 from utils.exceptions import (
     ApiAuthenticationError,
     ApiOperationError,

@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.support_files import every_file
+from utils._json_encoding import encode, iso_duration
 from utils.exceptions import ApiOperationError, FileOperationError, HelpfulError, ValidationError
-from utils.json_encoding import encode, iso_duration
 from utils.load_n_save import TxoDataHandler, timestamped_filename
 from utils.path_helpers import check_path
 

@@ -12,8 +12,8 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from utils import excel_writer
-from utils.excel_writer import MAX_COLUMN_WIDTH, sheet_names
+from utils import _excel_writer as excel_writer
+from utils._excel_writer import MAX_COLUMN_WIDTH, sheet_names
 from utils.exceptions import ValidationError
 from utils.load_n_save import TxoDataHandler
 
@@ -170,7 +170,7 @@ def test_workbook_is_written_by_xlsxwriter_in_constant_memory_mode(root: Path) -
 def test_text_longer_than_a_cell_holds_is_cut_with_a_warning(
     root: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level("WARNING", logger="utils.excel_writer")
+    caplog.set_level("WARNING", logger="utils._excel_writer")
     ws = save_and_open(pd.DataFrame({"t": ["a" * 40_000, "short"]})).active
     assert len(ws["A2"].value) == 32_767 and ws["A3"].value == "short"
     assert [r.getMessage() for r in caplog.records] == [

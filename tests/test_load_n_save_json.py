@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from utils._json_encoding import encode, encode_lines
 from utils.exceptions import ValidationError
-from utils.json_encoding import encode, encode_lines
 
 
 class Colour(enum.Enum):

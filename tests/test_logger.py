@@ -24,9 +24,9 @@ from tests.support_scripts import Project, client_config, make_project
 from tests.support_scripts import stub_contract_token as stub_token
 from tests.test_redaction import CORPUS, ORDINARY, REGISTERED
 from tools.wiremock_server import WireMock
-from utils import redaction
+from utils import _redaction as redaction
+from utils._redaction import REDACTED, redact, register_secret
 from utils.logger import LOG_FILES_KEPT
-from utils.redaction import REDACTED, redact, register_secret
 
 pytestmark = pytest.mark.integration
 
@@ -44,7 +44,7 @@ from pathlib import Path
 import utils.path_helpers as path_helpers
 path_helpers.PROJECT_ROOT = Path(sys.argv[1])
 from utils import logger as txo_logger
-from utils.redaction import register_secret
+from utils._redaction import register_secret
 
 scenario = sys.argv[2]
 data = json.loads(Path(sys.argv[3]).read_text()) if len(sys.argv) > 3 else {}
@@ -989,7 +989,7 @@ class Unprintable:
 
 @pytest.fixture
 def json_formatter() -> Iterator[Any]:
-    from utils.log_formatters import RedactingJsonFormatter
+    from utils._log_formatters import RedactingJsonFormatter
 
     register_secret(JSON_SECRET)
     yield RedactingJsonFormatter(lambda: {"org": "acme", "env": "prod", "run_id": None})

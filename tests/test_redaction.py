@@ -25,9 +25,9 @@ from urllib.parse import quote, quote_plus
 import pytest
 
 from tests.redaction_corpus import Case, negatives, positives, vendor_keyed
-from utils import redaction
-from utils.redaction import REDACTED, REDACTION_FAILED, redact, register_secret
-from utils.redaction_patterns import is_key_like, key_before, looks_random
+from utils import _redaction as redaction
+from utils._redaction import REDACTED, REDACTION_FAILED, redact, register_secret
+from utils._redaction_patterns import is_key_like, key_before, looks_random
 
 PEM_BODY = (
     "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj\n"
@@ -477,7 +477,7 @@ import json, resource, sys
 from pathlib import Path
 bound = int(sys.argv[2])
 resource.setrlimit(resource.RLIMIT_CPU, (bound, bound))
-from utils.redaction import redact, REDACTION_FAILED
+from utils._redaction import redact, REDACTION_FAILED
 texts = json.loads(Path(sys.argv[1]).read_text())
 done = {name: redact(text) != REDACTION_FAILED for name, text in texts.items()}
 print(json.dumps(done))

@@ -10,7 +10,7 @@ import pytest
 
 from tests.http_contract_support import json_response, make_config
 from tools.wiremock_server import WireMock
-from utils import run_control
+from utils import _run_control as run_control
 from utils.api_factory import ApiManager, TxoRestAPI, create_rest_api
 from utils.exceptions import ApiOperationError
 

@@ -18,7 +18,7 @@ import pytest
 
 from tests.support_scripts import SIGNAL_WAIT, Project, Run, wait_for_line
 from tools.wiremock_server import WireMock
-from utils import run_control
+from utils import _run_control as run_control
 from utils.exceptions import ConfigurationError, ValidationError
 from utils.state import RunState, load_state
 

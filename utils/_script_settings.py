@@ -1,7 +1,7 @@
 """The ``scripts`` section of a config: each script's own settings, checked by its own schema.
 
 ``"scripts": {"update-customers": {...}}`` holds the settings of ``src/update_customers.py``
-(the key is :func:`utils.run_control.script_name`), described by
+(the key is :func:`utils._run_control.script_name`), described by
 ``schemas/scripts/update-customers.json``. Used by
 :func:`utils.script_runner.parse_args_and_load_config`; scripts read
 ``config["scripts"]["update-customers"]``.
@@ -30,7 +30,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from utils.config_loader import (
+from utils._config_loader import (
     MINIMAL_EXAMPLE,
     PATH_SEPARATOR,
     display_path,

@@ -26,7 +26,11 @@ from typing import Any
 
 import requests
 
-from utils import run_control
+from utils import _run_control as run_control
+from utils._http_body import decode_body
+from utils._http_errors import safe_url, server_message, url_with_params
+from utils._rest_client import CallRecord
+from utils._retry_policy import is_idempotent, retry_after_of
 from utils._write_batch import Batches
 from utils._write_report import (
     DRY_RUN,
@@ -52,10 +56,6 @@ from utils.exceptions import (
     HelpfulError,
     ValidationError,
 )
-from utils.http_body import decode_body
-from utils.http_errors import safe_url, server_message, url_with_params
-from utils.rest_client import CallRecord
-from utils.retry_policy import is_idempotent, retry_after_of
 
 log = logging.getLogger(__name__)
 

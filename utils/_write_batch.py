@@ -3,7 +3,7 @@
 Each envelope is ``{"requests": [{"id", "method", "url", "headers", "body"}]}`` with the
 record's path as ``url`` and its position from 1 as ``id`` (unique in the call, kept on a
 re-send). Answers are matched by ``id``, in any order; the envelope's own 200 says nothing
-about its records. Each record is judged by :meth:`utils.retry_policy.RetryPolicy.decide`, as
+about its records. Each record is judged by :meth:`utils._retry_policy.RetryPolicy.decide`, as
 a single call is.
 
 Decisions where the contract is silent: the envelopes of a round go out one at a time unless
@@ -29,12 +29,12 @@ from typing import Any
 import requests
 
 from utils import run_stats
+from utils._http_body import JSON_CONTENT_TYPE, encode_json
+from utils._http_errors import message_in, transport_error
+from utils._rest_client import CallRecord
+from utils._retry_policy import TransportFailure, Verdict, classify_exception, retry_after_of
 from utils._write_report import FAILED, NOT_SENT, OK, Ledger, http_failure, stop_reason
 from utils.exceptions import ApiOperationError, HelpfulError, ValidationError
-from utils.http_body import JSON_CONTENT_TYPE, encode_json
-from utils.http_errors import message_in, transport_error
-from utils.rest_client import CallRecord
-from utils.retry_policy import TransportFailure, Verdict, classify_exception, retry_after_of
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,10 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from utils import redaction, run_control
+from utils import _redaction as redaction
+from utils import _run_control as run_control
+from utils._http_errors import safe_url
+from utils._retry_policy import RETRY_STATUSES_IDEMPOTENT, Verdict
 from utils.exceptions import (
     ApiAuthenticationError,
     CircuitOpenError,
@@ -29,14 +32,12 @@ from utils.exceptions import (
     PartialWriteError,
     ValidationError,
 )
-from utils.http_errors import safe_url
-from utils.retry_policy import RETRY_STATUSES_IDEMPOTENT, Verdict
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator
 
-    from utils.rest_client import RestTransport
-    from utils.retry_policy import RetryPolicy
+    from utils._rest_client import RestTransport
+    from utils._retry_policy import RetryPolicy
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Pure policy and coordination, no I/O of its own: every class takes an injectable clock (and the
 limiter a sleep) so its timing logic can be tested in milliseconds. The retry rules live in
-:mod:`utils.retry_policy` and the config defaults in :mod:`utils.api_settings`; both are
+:mod:`utils._retry_policy` and the config defaults in :mod:`utils._api_settings`; both are
 re-exported here.
 """
 
@@ -16,9 +16,8 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from utils import run_stats
-from utils.api_settings import DEFAULTS, behavior
-from utils.exceptions import CircuitOpenError
-from utils.retry_policy import (
+from utils._api_settings import DEFAULTS, behavior
+from utils._retry_policy import (
     NEVER_RETRIED,
     RetryPolicy,
     TransportFailure,
@@ -26,6 +25,7 @@ from utils.retry_policy import (
     classify_exception,
     parse_retry_after,
 )
+from utils.exceptions import CircuitOpenError
 
 __all__ = [
     "DEFAULTS",

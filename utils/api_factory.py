@@ -2,7 +2,7 @@
 
 ``TxoRestAPI`` joins relative paths to ``global.api-base-url``, decodes bodies, walks pages and
 runs calls in parallel; retries, rate limiting, the circuit breaker, token refresh and 202
-polling happen underneath in :mod:`utils.rest_client`, for every request (pages and polls
+polling happen underneath in :mod:`utils._rest_client`, for every request (pages and polls
 included). One client is safe to share across threads: they share its rate limiter, circuit
 breaker and connection pool.
 
@@ -32,14 +32,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, TypeVar
 
-from utils import run_control
+from utils import _run_control as run_control
+from utils._api_settings import behavior
+from utils._http_body import decode_body
 from utils._named_apis import api_config
+from utils._pagination import DeltaPull, PageFetcher, walk_pages
+from utils._rest_client import POOL_MAXSIZE, RestTransport
 from utils._write_back import WRITE_METHODS, log_dry_run, write_many
 from utils._write_report import WriteReport, WriteRequest, WriteResult, load_write_report
-from utils.api_settings import behavior
-from utils.http_body import decode_body
-from utils.pagination import DeltaPull, PageFetcher, walk_pages
-from utils.rest_client import POOL_MAXSIZE, RestTransport
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +237,7 @@ class TxoRestAPI(_ClosedOnExit):
             headers: Extra request headers for every page (``Prefer: return=minimal``).
 
         Returns:
-            A :class:`~utils.pagination.DeltaPull`: iterate ``.pages()``, then save
+            A :class:`~utils._pagination.DeltaPull`: iterate ``.pages()``, then save
             ``.delta_link``; ``.resynced`` says the pages are a full pull (replace, not merge).
 
         Example:

@@ -20,7 +20,7 @@ is written:
 
 Streams and their column rules: see ``table_writers``.
 
-Every save goes through :func:`utils.atomic_write.write_atomically`: a crash, Ctrl-C or
+Every save goes through :func:`utils._atomic_write.write_atomically`: a crash, Ctrl-C or
 SIGTERM leaves the previous file (or none), never a partial one. Each file written counts in
 ``run_stats.FILES_WRITTEN`` and is logged at INFO with its size.
 
@@ -48,11 +48,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from utils import run_stats
+from utils._atomic_write import TEMP_SUFFIX, write_atomically
 from utils._output_names import is_reservation, reserve
-from utils.atomic_write import TEMP_SUFFIX, write_atomically
-from utils.exceptions import ConfigurationError, FileOperationError, ValidationError
-from utils.path_helpers import check_path, get_category_dir
-from utils.save_formats import (
+from utils._save_formats import (
     ACCEPTED,
     DEFAULT_SHEET_NAME,
     KINDS,
@@ -66,6 +64,8 @@ from utils.save_formats import (
     type_error,
     writer_for,
 )
+from utils.exceptions import ConfigurationError, FileOperationError, ValidationError
+from utils.path_helpers import check_path, get_category_dir
 
 if TYPE_CHECKING:
     import pandas as pd

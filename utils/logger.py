@@ -17,7 +17,7 @@ Timestamps are UTC. Python warnings (``logging.captureWarnings``), uncaught exce
 (main thread and other threads) and the errors Python can only report ("Exception ignored
 in ...", ``sys.unraisablehook``) go through the same handlers. Redaction is applied in the
 formatter stage to the final message (after ``%`` arguments), traceback, stack text and, in
-JSON, every extra field (see :mod:`utils.log_formatters`); only the parts the toolkit writes
+JSON, every extra field (see :mod:`utils._log_formatters`); only the parts the toolkit writes
 itself (timestamp, level, logger and thread names) are not scanned. Handlers that other
 code adds to the root logger are not redacted; a plain ``StreamHandler`` to stderr/stdout
 left by ``logging.basicConfig`` is removed at setup, since it would print every line twice,
@@ -47,9 +47,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from utils import path_helpers, run_control
-from utils.exceptions import ConfigurationError, FileOperationError
-from utils.log_formatters import (
+from utils import _run_control as run_control
+from utils import path_helpers
+from utils._log_formatters import (
     CONSOLE_FORMAT,
     FILE_FORMAT,
     ConsoleHandler,
@@ -57,6 +57,10 @@ from utils.log_formatters import (
     RedactingTextFormatter,
     SafeHandlerMixin,
 )
+
+# A secret the toolkit cannot know of (one a script builds) is registered through here.
+from utils._redaction import register_secret as register_secret
+from utils.exceptions import ConfigurationError, FileOperationError
 
 LOG_FORMATS = ("text", "json")
 DEFAULT_CONSOLE_LEVEL = "INFO"

@@ -19,7 +19,7 @@ Decisions:
   exits still run; the run ends with exit code 143. A second SIGTERM during that clean-up is
   ignored (the orchestrator's SIGKILL follows anyway). SIGINT raises ``KeyboardInterrupt`` as
   usual (again on a second Ctrl-C) and ends with 130. Either also sets the run-wide stop
-  (:mod:`utils.run_control`): worker threads the script started keep running their own code,
+  (:mod:`utils._run_control`): worker threads the script started keep running their own code,
   but the HTTP client sends nothing more for them and its waits end at once, so the process
   exits promptly. Signals arriving after ``main()`` returned are ignored, so the summary is
   always written.
@@ -44,8 +44,22 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import Any, NoReturn
 
-from utils import _metrics, _script_settings, auth, config_loader, run_control, run_stats
+from utils import (
+    _auth as auth,
+)
+from utils import (
+    _config_loader as config_loader,
+)
+from utils import (
+    _metrics,
+    _script_settings,
+    run_stats,
+)
+from utils import (
+    _run_control as run_control,
+)
 from utils import logger as txo_logger
+from utils._log_formatters import FILE_ONLY
 from utils.exceptions import (
     ApiAuthenticationError,
     ApiOperationError,
@@ -56,7 +70,6 @@ from utils.exceptions import (
     StateLockedError,
     ValidationError,
 )
-from utils.log_formatters import FILE_ONLY
 
 log = logging.getLogger(__name__)
 

@@ -30,8 +30,8 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from utils import run_control
-from utils.atomic_write import write_atomically
+from utils import _run_control as run_control
+from utils._atomic_write import write_atomically
 from utils.exceptions import ConfigurationError, StateLockedError, ValidationError
 from utils.path_helpers import get_path
 

@@ -13,7 +13,7 @@ import sys
 from collections import defaultdict
 
 from tests.redaction_corpus import Case, negatives, positives, vendor_keyed
-from utils.redaction import redact
+from utils._redaction import redact
 
 
 def leaked(case: Case) -> bool:

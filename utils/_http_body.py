@@ -27,8 +27,8 @@ try:  # a declared dependency; without it every body takes the stdlib path, with
 except ImportError:  # pragma: no cover - exercised by the tests through monkeypatching
     orjson = None  # type: ignore[assignment]
 
+from utils._http_errors import safe_url
 from utils.exceptions import ApiOperationError
-from utils.http_errors import safe_url
 
 JSON_CONTENT_TYPE = "application/json"
 LONG_DIGITS = 19
@@ -44,7 +44,7 @@ def encode_json(data: Any) -> bytes:
     """``data`` as the UTF-8 JSON text of a request body.
 
     Plain ``json`` first (fast, no extra imports); on a value it cannot write, the rules of
-    :mod:`utils.json_encoding`: ``Decimal`` with its exact digits, datetimes as ISO 8601,
+    :mod:`utils._json_encoding`: ``Decimal`` with its exact digits, datetimes as ISO 8601,
     numpy/pandas scalars as numbers, ``NaN``/``NaT`` as ``null`` (JSON has no NaN).
 
     Raises:
@@ -57,7 +57,7 @@ def encode_json(data: Any) -> bytes:
     try:
         text = json.dumps(data, allow_nan=False, ensure_ascii=False)
     except (TypeError, ValueError):
-        from utils.json_encoding import encode  # pandas-aware; imported only when needed
+        from utils._json_encoding import encode  # pandas-aware; imported only when needed
 
         text = encode(data, indent=None)
     return text.encode("utf-8")

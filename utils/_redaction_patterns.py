@@ -1,4 +1,4 @@
-"""Secret-shaped patterns behind :mod:`utils.redaction`, in families of one alternation each.
+"""Secret-shaped patterns behind :mod:`utils._redaction`, in families of one alternation each.
 
 Each rule is a regular expression with an optional named group ``s`` (the part to hide); what
 surrounds ``s`` stays visible, so ``"password": "x"`` becomes ``"password": "[REDACTED]"``.
@@ -11,7 +11,7 @@ which lets the engine skip positions that cannot start a match and reject branch
 first character. Rules therefore name the characters they start with and give the rest of
 their pattern; a word boundary before the first character is a lookbehind placed after it.
 Opaque 40+ character keys are found without a regular expression (see
-:func:`utils.redaction._apply_opaque`) and judged by :func:`is_key_like`.
+:func:`utils._redaction._apply_opaque`) and judged by :func:`is_key_like`.
 """
 
 from __future__ import annotations

@@ -15,7 +15,8 @@ from urllib.parse import quote, urljoin, urlsplit
 
 import requests
 
-from utils import redaction
+from utils import _redaction as redaction
+from utils._redaction import safe_url
 from utils.exceptions import (
     ApiAuthenticationError,
     ApiOperationError,
@@ -23,7 +24,6 @@ from utils.exceptions import (
     ApiTimeoutError,
     CircuitOpenError,
 )
-from utils.redaction import safe_url
 
 MAX_SERVER_MESSAGE_CHARS = 300
 MESSAGE_KEYS = ("message", "error_description", "detail", "title", "error", "errors")

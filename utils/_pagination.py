@@ -20,8 +20,8 @@ from typing import Any
 
 from requests.utils import parse_header_links
 
+from utils._http_errors import resolve_link, safe_url
 from utils.exceptions import ApiOperationError
-from utils.http_errors import resolve_link, safe_url
 
 log = logging.getLogger(__name__)
 

@@ -38,6 +38,7 @@ import pyarrow.parquet as pq
 
 from utils import _record_streams
 from utils._arrow_types import MAP_EXAMPLE, cast_column, column_types
+from utils._json_encoding import unique_columns
 from utils._record_streams import (
     LOOSE_RECORDS_BATCH,
     SCHEMA_EXAMPLE,
@@ -46,7 +47,6 @@ from utils._record_streams import (
     new_columns_error,
 )
 from utils.exceptions import ValidationError
-from utils.json_encoding import unique_columns
 
 PARQUET_ROW_GROUP_ROWS = 65_536
 # A row group is also cut when its Arrow data reaches this size, so wide records keep the

@@ -3,7 +3,7 @@
 Every request the client sends goes through :meth:`RestTransport.request`:
 ``api-delay-seconds`` pause → circuit breaker → rate limiter → one HTTP request (urllib3 does
 no retries of its own: the adapter is mounted with ``max_retries=0``) → the retry decision of
-:class:`utils.retry_policy.RetryPolicy`. A 401 refreshes the token once, a 202 is polled. The
+:class:`utils._retry_policy.RetryPolicy`. A 401 refreshes the token once, a 202 is polled. The
 bearer token goes only to the API's own origin (scheme, host, port of ``api-base-url``), also
 across redirects.
 """
@@ -24,12 +24,12 @@ from requests.adapters import HTTPAdapter
 from requests.auth import HTTPBasicAuth
 from requests.utils import get_auth_from_url
 
-from utils import redaction, run_control, run_stats
-from utils.api_common import CircuitBreaker, RateLimiter
-from utils.api_settings import behavior
-from utils.exceptions import ApiOperationError, CircuitOpenError, ConfigurationError
-from utils.http_body import JSON_CONTENT_TYPE, encode_json
-from utils.http_errors import (
+from utils import _redaction as redaction
+from utils import _run_control as run_control
+from utils import run_stats
+from utils._api_settings import behavior
+from utils._http_body import JSON_CONTENT_TYPE, encode_json
+from utils._http_errors import (
     BAD_URL_ERRORS,
     LazySafeUrl,
     async_timeout_error,
@@ -42,7 +42,7 @@ from utils.http_errors import (
     transport_error,
     url_with_params,
 )
-from utils.retry_policy import (
+from utils._retry_policy import (
     Outcome,
     RetryPolicy,
     TransportFailure,
@@ -51,6 +51,8 @@ from utils.retry_policy import (
     parse_retry_after,
     retry_after_of,
 )
+from utils.api_common import CircuitBreaker, RateLimiter
+from utils.exceptions import ApiOperationError, CircuitOpenError, ConfigurationError
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +218,7 @@ class RestTransport:
         if require_auth:
             given = config.get("_token")
             if isinstance(given, str) and given.strip():
-                from utils.auth import strip_bearer
+                from utils._auth import strip_bearer
 
                 given = strip_bearer(given)  # tolerate a token given with its scheme
             self._token = given if isinstance(given, str) and given else None
@@ -227,7 +229,7 @@ class RestTransport:
     # -- tokens -----------------------------------------------------------------------------
     def _provider(self) -> Any:
         # Imported here: a client without auth never needs the token machinery.
-        from utils.auth import get_token_provider
+        from utils._auth import get_token_provider
 
         return get_token_provider(self.config)
 
@@ -369,7 +371,7 @@ class RestTransport:
         """
         call = call if call is not None else CallRecord()
         # The query is encoded here, once, RFC 3986 style (a space is %20, never +): the URL
-        # sent, logged and shown in errors is this one (see utils.http_errors.encode_query).
+        # sent, logged and shown in errors is this one (see utils._http_errors.encode_query).
         url = url_with_params(url, params)
         while True:
             token = self._token if self.sends_token_to(url) else None
@@ -428,7 +430,7 @@ class RestTransport:
             method: HTTP method, upper case.
             url: Absolute URL.
             params: Query parameters.
-            json_body: JSON body (None: no body); see :func:`utils.http_body.encode_json`.
+            json_body: JSON body (None: no body); see :func:`utils._http_body.encode_json`.
             headers: Extra request headers; ``If-Match`` on a PATCH or ``Idempotency-Key``
                 on a POST makes the call idempotent (retried like PUT).
             call: Filled in with what the call sent and last heard (write-back reports).
@@ -442,7 +444,7 @@ class RestTransport:
         call = call if call is not None else CallRecord()
         base_headers, body = self.prepare(method, json_body, headers)
         # The query is encoded here, once, RFC 3986 style (a space is %20, never +): the URL
-        # sent, logged and shown in errors is this one (see utils.http_errors.encode_query).
+        # sent, logged and shown in errors is this one (see utils._http_errors.encode_query).
         url = url_with_params(url, params)
         attempt = 0  # the retry budget's count: the repeat after a 401 refresh is outside it
         while True:

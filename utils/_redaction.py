@@ -10,7 +10,7 @@ Stages, each at most one scan of the text:
    inside a query string or a JSON body. Values shorter than :data:`MIN_SECRET_LENGTH`
    characters are ignored: replacing ``"abc"`` everywhere would wreck the log and protect
    nothing.
-2. **Patterns** (:mod:`utils.redaction_patterns`), in families of one compiled alternation
+2. **Patterns** (:mod:`utils._redaction_patterns`), in families of one compiled alternation
    each, that run only when their cheap trigger is in the text: key/value pairs in every
    assignment syntax, PEM blocks, command-line flags and HTTP credentials (a key word such
    as ``pass``, ``secret``, ``token``, ``key`` appears); credentials and webhooks in URLs
@@ -18,13 +18,13 @@ Stages, each at most one scan of the text:
    (Azure AD secrets' ``Q~``, Telegram's ``:A``, Mailchimp's ``-us``). The key of a
    key/value pair stays visible and only the value is hidden
    (``"password": "[REDACTED]"``), so logs stay readable.
-3. **Token runs**: over runs of :data:`~utils.redaction_patterns.TOKEN_MIN_RUN`+ token
+3. **Token runs**: over runs of :data:`~utils._redaction_patterns.TOKEN_MIN_RUN`+ token
    characters, the documented token shapes of widely used services and JWTs; a run no shape
    matches is still hidden when it looks random and the key it is assigned to names a
    service or a credential (``TWILIO=...``, ``accessId = "..."``).
 4. **Opaque keys**: any run of 40+ key characters (base64, base64url, random alphanumerics,
    Azure-style secrets, a key split by ``=``, ``:``, ``|`` or ``@``) that
-   :func:`utils.redaction_patterns.is_key_like` judges a key rather than a path, a name or a
+   :func:`utils._redaction_patterns.is_key_like` judges a key rather than a path, a name or a
    hexadecimal digest, found by a byte-level substring search.
 
 A line with nothing secret-shaped in it therefore costs a handful of C-level scans.
@@ -47,7 +47,7 @@ import re
 import threading
 from urllib.parse import quote, quote_plus, unquote, urlsplit, urlunsplit
 
-from utils.redaction_patterns import (
+from utils._redaction_patterns import (
     ANY_KEY_WORD,
     AUTH_RULES,
     AUTH_TRIGGERS,

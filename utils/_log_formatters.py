@@ -21,7 +21,7 @@ from typing import Any
 from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
-from utils.redaction import REDACTED, REDACTION_FAILED, is_secret_key, redact
+from utils._redaction import REDACTED, REDACTION_FAILED, is_secret_key, redact
 
 CONSOLE_FORMAT = "%(asctime)s %(levelname)-8s [%(name)s] %(message)s"
 FILE_FORMAT = (

@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from utils import _record_streams
+from utils._json_encoding import encode, write_jsonl
 from utils.exceptions import ValidationError
-from utils.json_encoding import encode, write_jsonl
 
 if TYPE_CHECKING:
     import pandas as pd
 
-DEFAULT_SHEET_NAME = "Sheet1"  # as utils.excel_writer names an unnamed sheet
+DEFAULT_SHEET_NAME = "Sheet1"  # as utils._excel_writer names an unnamed sheet
 UNEXPECTED_OPTION = "unexpected keyword argument"
 
 _STREAM = "an iterator of pages (streamed)"
@@ -202,7 +202,7 @@ def writer_for(data: Any, ext: str, kind: str, kwargs: dict[str, Any]) -> Callab
     if kind == "list" and ext in _TABLES:
         check_rows(data, ext)
     if ext == ".xlsx":
-        from utils.excel_writer import check_xlsx_options, write_excel
+        from utils._excel_writer import check_xlsx_options, write_excel
 
         sheets = _xlsx_sheets(data, kwargs)  # takes sheet_name= out of kwargs
         check_xlsx_options(sheets, **kwargs)  # a bad column name fails before any file exists
@@ -210,7 +210,7 @@ def writer_for(data: Any, ext: str, kind: str, kwargs: dict[str, Any]) -> Callab
     if ext == ".csv" and kind != "frame" and _record_streams.takes_options(kwargs):
         # records need no pandas (nor its import time and memory): the csv module writes them
         return functools.partial(_record_streams.write_csv, data=data, **kwargs)
-    from utils import table_writers
+    from utils import _table_writers as table_writers
 
     writer = table_writers.write_csv if ext == ".csv" else table_writers.write_parquet
     return functools.partial(writer, data=data, **kwargs)

@@ -14,7 +14,7 @@ Decisions:
   timeout) is retried up to ``min(retry-strategy.max-retries, TOKEN_MAX_RETRIES)`` times,
   waiting ``backoff-factor * 2**(n-1)`` seconds before retry n (or ``Retry-After`` when the
   server sends a longer one, up to ``retry-strategy.max-wait-seconds``). Anything else fails
-  at once. The decision is :meth:`utils.retry_policy.RetryPolicy.decide`'s, as for API calls
+  at once. The decision is :meth:`utils._retry_policy.RetryPolicy.decide`'s, as for API calls
   (a client-credentials grant is idempotent).
 * Each request waits at most ``api-timeouts.rest-timeout-seconds`` per socket operation.
 * An empty ``az-token`` or ``client-secret`` counts as absent, so a copied example with an
@@ -38,16 +38,17 @@ from typing import Any
 
 import requests
 
-from utils import redaction, run_stats
-from utils.api_settings import behavior
-from utils.exceptions import ApiAuthenticationError, ConfigurationError
-from utils.retry_policy import (
+from utils import _redaction as redaction
+from utils import run_stats
+from utils._api_settings import behavior
+from utils._retry_policy import (
     RETRY_STATUSES_IDEMPOTENT,
     Outcome,
     RetryPolicy,
     Verdict,
     parse_retry_after,
 )
+from utils.exceptions import ApiAuthenticationError, ConfigurationError
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ Nothing here does I/O or sleeps; :class:`RetryPolicy` answers "retry this?" and 
 long?" so the rules can be tested without a network, and the client's loop stays the one and
 only retry layer (its ``HTTPAdapter`` runs with ``max_retries=0``). Every retrying caller asks
 :meth:`RetryPolicy.decide`: single calls, each item of a write-back (batched or not), token
-requests (:mod:`utils.auth`) and the generic :func:`utils.api_common.manual_retry`.
+requests (:mod:`utils._auth`) and the generic :func:`utils.api_common.manual_retry`.
 
 Idempotency is a property of the call, not only of its method: PUT, DELETE (and GET, HEAD,
 OPTIONS) always are; a PATCH that carries ``If-Match`` is (a repeat of an applied change fails
@@ -28,7 +28,7 @@ import requests
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
 from urllib3.exceptions import TimeoutError as Urllib3TimeoutError
 
-from utils.api_settings import DEFAULTS, behavior
+from utils._api_settings import DEFAULTS, behavior
 from utils.exceptions import ApiAuthenticationError, ConfigurationError, ValidationError
 
 IDEMPOTENT_METHODS = frozenset({"GET", "PUT", "DELETE", "HEAD", "OPTIONS"})
@@ -206,7 +206,7 @@ class RetryPolicy:
         backoff_base: The growth of the backoff (2: doubling; not a config key).
     """
 
-    # Each default is the config key's, from the JSON Schema (see utils.api_settings).
+    # Each default is the config key's, from the JSON Schema (see utils._api_settings).
     max_retries: int = int(_STRATEGY["max-retries"])
     backoff_factor: float = float(_STRATEGY["backoff-factor"])
     max_wait_seconds: float = DEFAULT_MAX_WAIT_SECONDS
