@@ -12,7 +12,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.pushgateway_server import Pushgateway, PushgatewayUnavailable
 from tests.support_scripts import Project
 from tools.wiremock_server import free_port
-from utils import _metrics, run_stats
+from utils import _metrics
+from utils import _run_control as run_control
+from utils import logger as txo_logger
 
 SCRIPT = "metrics_probe"
 SCRIPT_LABEL = "metrics-probe"
@@ -65,23 +67,15 @@ def run(project: Project, url: str, org: str = "acme", **env: str) -> tuple[int,
     [("report", "report"), ("update_customers", "update-customers"), ("a_b_c", "a-b-c")],
 )
 def test_script_label_is_the_module_name_written_as_the_scripts_key(
-    module: str, label: str
+    module: str, label: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert _metrics.metric_script_name(module) == label
-
-
-def test_script_counters_leave_out_the_built_in_ones() -> None:
-    counts = {
-        run_stats.API_CALLS: 5,
-        run_stats.RETRIES: 1,
-        run_stats.RATE_LIMITED: 1,
-        run_stats.BREAKER_OPENS: 0,
-        run_stats.FILES_WRITTEN: 2,
-        run_stats.TOKENS_ACQUIRED: 1,
-        "rows_exported": 40,
-        "skipped": 0,
-    }
-    assert _metrics.script_counters(counts) == {"rows_exported": 40, "skipped": 0}
+    run_control.set_script_name(module)
+    monkeypatch.setattr(txo_logger._state, "org", "acme")
+    monkeypatch.setattr(txo_logger._state, "env", "test")
+    try:
+        assert _metrics.grouping_key() == {"script": label, "org": "acme", "env": "test"}
+    finally:
+        run_control.set_script_name(None)
 
 
 @pytest.mark.parametrize("url", [None, "", "  "])
@@ -89,7 +83,7 @@ def test_nothing_is_pushed_without_a_gateway(
     monkeypatch: pytest.MonkeyPatch, url: str | None
 ) -> None:
     monkeypatch.delenv(_metrics.ENV_PUSHGATEWAY_URL, raising=False)
-    assert _metrics.push_run_metrics(0, 1.0, {}, url=url) is False
+    assert _metrics.push_run_metrics(0, 1.0, {}, {}, url=url) is False
 
 
 # -- a real Pushgateway ------------------------------------------------------------------------

@@ -29,6 +29,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 
+from utils import _run_control as run_control
 from utils import logger as txo_logger
 from utils import run_stats
 
@@ -38,51 +39,27 @@ ENV_PUSHGATEWAY_URL = "TXO_PUSHGATEWAY_URL"
 JOB = "txo"
 PUSH_TIMEOUT_SECONDS = 5.0
 EXIT_OK = 0
-# Counters run_script's summary already shows under their own names; every other counter in
-# run_stats is a script's own and is exported as txo_run_counter{name=...}.
-BUILT_IN_COUNTERS = frozenset(
-    {
-        run_stats.API_CALLS,
-        run_stats.RETRIES,
-        run_stats.RATE_LIMITED,
-        run_stats.BREAKER_OPENS,
-        run_stats.FILES_WRITTEN,
-        run_stats.TOKENS_ACQUIRED,
-    }
-)
-
-
-def metric_script_name(module_name: str) -> str:
-    """The ``script`` label: the module name with ``_`` written ``-`` (as §4's ``scripts`` keys).
-
-    >>> metric_script_name("update_customers")
-    'update-customers'
-    """
-    return module_name.replace("_", "-")
-
-
-def script_counters(counts: Mapping[str, int]) -> dict[str, int]:
-    """The counters a script counted itself, without the toolkit's built-in ones."""
-    return {name: n for name, n in sorted(counts.items()) if name not in BUILT_IN_COUNTERS}
 
 
 def grouping_key() -> dict[str, str] | None:
     """``{"script", "org", "env"}`` of this run, or None before the org and env are known.
 
-    The logger holds the run's identity (it names the log file after it), so the metrics
-    read it there instead of keeping a second copy.
+    The logger holds the run's org and env (it names the log file after them) and
+    ``run_control`` the script's name, so the metrics read them there instead of keeping a
+    second copy.
     """
     context = txo_logger._state.context()
     org, env = context["org"], context["env"]
     if not org or not env:
         return None
-    return {"script": metric_script_name(txo_logger._state.script), "org": org, "env": env}
+    return {"script": run_control.script_name(), "org": org, "env": env}
 
 
 def push_run_metrics(
     exit_code: int,
     duration_s: float,
     counts: Mapping[str, int],
+    counters: Mapping[str, int],
     *,
     url: str | None = None,
     clock: Callable[[], float] = time.time,
@@ -93,7 +70,9 @@ def push_run_metrics(
     Args:
         exit_code: The run's final exit code.
         duration_s: How long the run took, in seconds.
-        counts: ``run_stats.snapshot()`` at the end of the run.
+        counts: ``run_stats.snapshot()`` at the end of the run (the built-in counters).
+        counters: ``run_stats.script_counters()``: the script's own, one
+            ``txo_run_counter{name=…}`` each.
         url: The Pushgateway; ``$TXO_PUSHGATEWAY_URL`` when None. Empty: nothing is pushed.
         clock: Wall clock for the last-success timestamp (seconds since the epoch).
         timeout: Seconds the push may take before it is given up.
@@ -127,15 +106,14 @@ def push_run_metrics(
         "Files written by the last run.",
         counts.get(run_stats.FILES_WRITTEN, 0),
     )
-    own = script_counters(counts)
-    if own:
+    if counters:
         counter = Gauge(
             "txo_run_counter",
             "The script's own counters in the last run.",
             ["name"],
             registry=registry,
         )
-        for name, value in own.items():
+        for name, value in counters.items():
             counter.labels(name=name).set(value)
     success = exit_code == EXIT_OK
     if success:

@@ -419,7 +419,7 @@ def _report(error: BaseException) -> int:
     return code
 
 
-def _log_summary(code: int, started: float) -> None:
+def _log_summary(code: int, duration_s: float) -> None:
     """Log the run summary: one line, the last of the run.
 
     As text, the figures in words, then ``dry run`` when it was one, then each of the
@@ -430,7 +430,7 @@ def _log_summary(code: int, started: float) -> None:
     counts = run_stats.snapshot()
     counters = run_stats.script_counters()
     dry_run = run_control.is_dry_run()
-    duration = round(time.monotonic() - started, 3)
+    duration = round(duration_s, 3)
     fields: dict[str, Any] = {
         "exit_code": code,
         "duration_s": duration,
@@ -496,6 +496,7 @@ def run_script(main: Callable[[], Any]) -> NoReturn:
         handlers.active = False
         code = _report(error)
     handlers.active = False
-    _log_summary(code, started)
-    _metrics.push_run_metrics(code, time.monotonic() - started, run_stats.snapshot())
+    duration_s = time.monotonic() - started
+    _log_summary(code, duration_s)
+    _metrics.push_run_metrics(code, duration_s, run_stats.snapshot(), run_stats.script_counters())
     sys.exit(code)

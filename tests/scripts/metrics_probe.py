@@ -22,7 +22,7 @@ def main() -> None:
     )
     for pair in filter(None, os.environ.get("PROBE_COUNTERS", "").split(",")):
         name, _, amount = pair.partition("=")
-        run_stats.increment(name, int(amount))
+        run_stats.count(name, int(amount))
     if os.environ.get("PROBE_FAIL") == "1":
         raise ApiOperationError(
             "probe failure", "probe fix", status_code=503, url="x", method="GET"
