@@ -20,8 +20,7 @@ from pathlib import Path
 from pythonjsonlogger.json import JsonFormatter
 
 from bench.common import Row, interleaved, ratio_stats
-from utils import _log_formatters as log_formatters
-from utils import _redaction as redaction
+from utils import _log_formatters as log_formatters, _redaction as redaction
 from utils._log_formatters import (
     CONSOLE_FORMAT,
     FILE_FORMAT,

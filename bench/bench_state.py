@@ -22,8 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import Row, ratio_stats
-from utils import _run_control as run_control
-from utils import path_helpers
+from utils import _run_control as run_control, path_helpers
 from utils.state import load_state
 
 AREA = "State"

@@ -33,9 +33,7 @@ from tests.http_contract_support import (
     stamps_ms,
 )
 from tools.wiremock_server import WireMock
-from utils import _auth as auth
-from utils import _http_body as http_body
-from utils import run_stats
+from utils import _auth as auth, _http_body as http_body, run_stats
 from utils.api_factory import ApiManager, TxoRestAPI, create_rest_api
 from utils.exceptions import (
     ApiAuthenticationError,

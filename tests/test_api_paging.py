@@ -11,6 +11,7 @@ import pytest
 
 from tests.http_contract_support import (
     API_TOKEN,
+    TOKEN as CONTRACT_TOKEN,
     always,
     client,
     contract_config,
@@ -23,10 +24,8 @@ from tests.http_contract_support import (
     respond,
     sequence,
 )
-from tests.http_contract_support import TOKEN as CONTRACT_TOKEN
 from tools.wiremock_server import WireMock
-from utils import _http_body as http_body
-from utils import _redaction as redaction
+from utils import _http_body as http_body, _redaction as redaction
 from utils._pagination import extract_records, next_link, parse_link_header
 from utils.api_factory import ApiManager, TxoRestAPI, create_rest_api
 from utils.exceptions import ApiOperationError, ApiTimeoutError, HelpfulError

@@ -11,9 +11,7 @@ import pytest
 
 from tests.support_clock import FakeClock
 from tools.wiremock_server import WireMock, free_port
-from utils import _auth as auth
-from utils import _redaction as redaction
-from utils import run_stats
+from utils import _auth as auth, _redaction as redaction, run_stats
 from utils.exceptions import ApiAuthenticationError, ConfigurationError
 
 TOKEN_PATH = "/oauth2/token"

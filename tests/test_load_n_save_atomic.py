@@ -30,11 +30,7 @@ import xlsxwriter.worksheet
 from tests.support_files import every_file
 from utils import (
     _atomic_write as atomic_write,
-)
-from utils import (
     _json_encoding as json_encoding,
-)
-from utils import (
     _record_streams,
     path_helpers,
     run_stats,

@@ -19,9 +19,13 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.support_scripts import CONTRACT_TOKEN_PATH as TOKEN_PATH
-from tests.support_scripts import Project, client_config, make_project
-from tests.support_scripts import stub_contract_token as stub_token
+from tests.support_scripts import (
+    CONTRACT_TOKEN_PATH as TOKEN_PATH,
+    Project,
+    client_config,
+    make_project,
+    stub_contract_token as stub_token,
+)
 from tests.test_redaction import CORPUS, ORDINARY, REGISTERED
 from tools.wiremock_server import WireMock
 from utils import _redaction as redaction

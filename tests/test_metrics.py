@@ -12,9 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.pushgateway_server import Pushgateway, PushgatewayUnavailable
 from tests.support_scripts import Project
 from tools.wiremock_server import free_port
-from utils import _metrics
-from utils import _run_control as run_control
-from utils import logger as txo_logger
+from utils import _metrics, _run_control as run_control, logger as txo_logger
 
 SCRIPT = "metrics_probe"
 SCRIPT_LABEL = "metrics-probe"

@@ -27,9 +27,7 @@ from tests.support_scripts import (
     wait_for_line,
 )
 from tools.wiremock_server import WireMock, free_port
-from utils import _auth as auth
-from utils import _config_loader as config_loader
-from utils import _redaction as redaction
+from utils import _auth as auth, _config_loader as config_loader, _redaction as redaction
 from utils._config_loader import read_json_file
 from utils.exceptions import ApiAuthenticationError, ConfigurationError
 

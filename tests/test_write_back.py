@@ -16,8 +16,7 @@ import pytest
 
 from tests.http_contract_support import hang_guard, header, json_response, make_config, sequence
 from tools.wiremock_server import WireMock
-from utils import _run_control as run_control
-from utils import run_stats
+from utils import _run_control as run_control, run_stats
 from utils.api_factory import (
     TxoRestAPI,
     WriteReport,

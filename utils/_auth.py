@@ -38,8 +38,7 @@ from typing import Any
 
 import requests
 
-from utils import _redaction as redaction
-from utils import run_stats
+from utils import _redaction as redaction, run_stats
 from utils._api_settings import behavior
 from utils._retry_policy import (
     RETRY_STATUSES_IDEMPOTENT,

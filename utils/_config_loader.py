@@ -34,8 +34,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from utils import _redaction as redaction
-from utils import path_helpers
+from utils import _redaction as redaction, path_helpers
 from utils._schema import SCHEMA_FILE
 from utils.exceptions import ConfigurationError, ValidationError
 from utils.path_helpers import get_path

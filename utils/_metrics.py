@@ -29,9 +29,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 
-from utils import _run_control as run_control
-from utils import logger as txo_logger
-from utils import run_stats
+from utils import _run_control as run_control, logger as txo_logger, run_stats
 
 log = logging.getLogger(__name__)
 

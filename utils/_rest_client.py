@@ -24,9 +24,7 @@ from requests.adapters import HTTPAdapter
 from requests.auth import HTTPBasicAuth
 from requests.utils import get_auth_from_url
 
-from utils import _redaction as redaction
-from utils import _run_control as run_control
-from utils import run_stats
+from utils import _redaction as redaction, _run_control as run_control, run_stats
 from utils._api_settings import behavior
 from utils._http_body import JSON_CONTENT_TYPE, encode_json
 from utils._http_errors import (

@@ -25,8 +25,12 @@ from http import HTTPStatus
 from typing import Any
 
 import requests
-from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
-from urllib3.exceptions import TimeoutError as Urllib3TimeoutError
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    MaxRetryError,
+    NewConnectionError,
+    TimeoutError as Urllib3TimeoutError,
+)
 
 from utils._api_settings import DEFAULTS, behavior
 from utils.exceptions import ApiAuthenticationError, ConfigurationError, ValidationError

@@ -21,8 +21,7 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from utils import _redaction as redaction
-from utils import _run_control as run_control
+from utils import _redaction as redaction, _run_control as run_control
 from utils._http_errors import safe_url
 from utils._retry_policy import RETRY_STATUSES_IDEMPOTENT, Verdict
 from utils.exceptions import (

@@ -47,8 +47,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from utils import _run_control as run_control
-from utils import path_helpers
+from utils import _run_control as run_control, path_helpers
 from utils._log_formatters import (
     CONSOLE_FORMAT,
     FILE_FORMAT,

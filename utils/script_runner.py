@@ -46,19 +46,13 @@ from typing import Any, NoReturn
 
 from utils import (
     _auth as auth,
-)
-from utils import (
     _config_loader as config_loader,
-)
-from utils import (
     _metrics,
+    _run_control as run_control,
     _script_settings,
+    logger as txo_logger,
     run_stats,
 )
-from utils import (
-    _run_control as run_control,
-)
-from utils import logger as txo_logger
 from utils._log_formatters import FILE_ONLY
 from utils.exceptions import (
     ApiAuthenticationError,

@@ -14,8 +14,7 @@ import argparse
 import json
 import os
 
-from utils import _auth as auth
-from utils import exceptions, run_stats
+from utils import _auth as auth, exceptions, run_stats
 from utils.api_factory import create_rest_api
 from utils.script_runner import parse_args_and_load_config, run_script
 
