@@ -14,13 +14,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
 import zipfile
 from collections import defaultdict
-from collections.abc import Iterator
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -31,13 +29,13 @@ import pandas as pd
 import pytest
 from openpyxl.utils import range_boundaries
 
+from tests.support_demo import MOCK_API, PROJECT_ROOT, demo_api, make_demo_project
 from tools.wiremock_server import WireMock
+
+__all__ = ["demo_api"]  # the module's WireMock fixture, imported for pytest to find
 
 pytestmark = pytest.mark.integration
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-MOCK_API = PROJECT_ROOT / "mock-api"
-DEMO_PORT_URL = "http://127.0.0.1:8089"
 COMPANY_PATH = "/api/v2.0/companies(8f2d1c3a-5b7e-4c9d-a1f0-3e6b2d4c5a71)"
 JOB_PATH = f"{COMPANY_PATH}/exports(3c9e7b21-6a4f-4d8e-9b0c-5f1a2e7d4c63)"
 RUN_TIMEOUT = 120
@@ -153,38 +151,6 @@ def test_the_demo_data_is_rich_enough_to_show_every_case() -> None:
 
 
 # -- the run ---------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def demo_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WireMock]:
-    """A WireMock of its own serving a copy of mock-api/ (the shared one resets mappings)."""
-    root = tmp_path_factory.mktemp("mock-api")
-    shutil.copytree(MOCK_API, root, dirs_exist_ok=True, ignore=shutil.ignore_patterns("*.py"))
-    server = WireMock(root_dir=root).start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-def make_project(folder: Path, server: WireMock) -> Path:
-    """A project tree with the toolkit, the report and the demo config aimed at ``server``."""
-    for name in ("utils", "src", "schemas"):
-        shutil.copytree(
-            PROJECT_ROOT / name, folder / name, ignore=shutil.ignore_patterns("__pycache__")
-        )
-    config = (PROJECT_ROOT / "config" / "demo-test-config.json").read_text(encoding="utf-8")
-    assert DEMO_PORT_URL in config
-    (folder / "config").mkdir()
-    (folder / "config" / "demo-test-config.json").write_text(
-        config.replace(DEMO_PORT_URL, server.base_url), encoding="utf-8"
-    )
-    secrets = folder / "config" / "demo-test-config-secrets.json"
-    shutil.copy(PROJECT_ROOT / "config" / "demo-test-config-secrets_example.json", secrets)
-    secrets.chmod(0o600)
-    server.session.post(f"{server.base_url}/__admin/scenarios/reset", timeout=10).raise_for_status()
-    server.reset_journal()
-    return folder
-
-
 def run_report(project: Path) -> subprocess.CompletedProcess[str]:
     """Run the report the way make run does, in ``project``."""
     env = {**os.environ, "PYTHONPATH": str(project)}
@@ -233,7 +199,7 @@ class Run:
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory, demo_api: WireMock) -> Run:
     """The report, run once against the demo API."""
-    project = make_project(tmp_path_factory.mktemp("project"), demo_api)
+    project = make_demo_project(tmp_path_factory.mktemp("project"), demo_api)
     done = run_report(project)
     return Run(project, done, journal(demo_api))
 
@@ -595,7 +561,7 @@ def test_no_secret_reaches_the_console_or_the_log(run: Run) -> None:
 def test_control_totals_that_differ_stop_the_report_before_saving(
     tmp_path: Path, demo_api: WireMock
 ) -> None:
-    project = make_project(tmp_path, demo_api)
+    project = make_demo_project(tmp_path, demo_api)
     done_body = json.loads((MOCK_API / "mappings" / "demo-export-poll-2.json").read_text())
     done_body["priority"] = 1
     done_body["response"]["jsonBody"]["controlTotals"]["invoiceCount"] += 1
