@@ -14,6 +14,7 @@ from tests.http_contract_support import (
     TOKEN as CONTRACT_TOKEN,
     always,
     client,
+    closed_port,
     contract_config,
     gaps_ms,
     hang_guard,
@@ -27,6 +28,7 @@ from tests.http_contract_support import (
 from tools.wiremock_server import WireMock
 from utils import _http_body as http_body, _redaction as redaction
 from utils._pagination import extract_records, next_link, parse_link_header
+from utils._rest_client import OriginBoundSession, origin_of
 from utils.api_factory import ApiManager, TxoRestAPI, create_rest_api
 from utils.exceptions import ApiOperationError, ApiTimeoutError, HelpfulError
 
@@ -1075,3 +1077,59 @@ def test_netrc_credentials_never_replace_or_add_authorization(
         api.get("x")
     seen = [header(e, "Authorization") for e in wiremock.requests()]
     assert seen == [f"Bearer {CONTRACT_TOKEN}", None, None]
+
+
+def test_proxy_from_the_environment_carries_the_requests(
+    wiremock: WireMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # WireMock is the proxy: the API host does not resolve, so an answer proves the proxy.
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    always(wiremock, "GET", "/api/x", respond(200, {"via": "proxy"}))
+    monkeypatch.setenv("HTTP_PROXY", wiremock.base_url)
+    config = contract_config("http://api.proxied.invalid/api")
+    with create_rest_api(config) as api:
+        assert [api.get("x"), api.get("x")] == [{"via": "proxy"}] * 2
+    seen = wiremock.requests()
+    assert [header(e, "Host") for e in seen] == ["api.proxied.invalid"] * 2
+    assert [header(e, "Authorization") for e in seen] == [f"Bearer {CONTRACT_TOKEN}"] * 2
+
+
+def test_no_proxy_sends_its_hosts_direct_and_a_request_may_name_its_own_proxy(
+    wiremock: WireMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("no_proxy", "ALL_PROXY", "all_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    always(wiremock, "GET", "/api/x", respond(200, {"ok": True}))
+    always(wiremock, "GET", "/y", respond(200, {"ok": "y"}))
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{closed_port()}")  # nobody listens
+    monkeypatch.setenv("NO_PROXY", "localhost")
+    with client(wiremock) as api:  # the API is 127.0.0.1: not in NO_PROXY, so proxied
+        with pytest.raises(HelpfulError):
+            api.get("x")
+        assert api.get(f"{other_origin(wiremock)}/y") == {"ok": "y"}  # in NO_PROXY
+        with pytest.raises(HelpfulError):  # each origin keeps its own answer
+            api.get("x")
+    elsewhere = f"http://elsewhere.invalid:{wiremock.port}/y"
+    # A request that names its own proxy takes requests' own path, and that proxy wins.
+    session = OriginBoundSession(origin_of(wiremock.base_url))
+    with session:
+        answer = session.get(elsewhere, proxies={"http": wiremock.base_url}, timeout=10)
+    assert answer.json() == {"ok": "y"}
+    monkeypatch.undo()  # the journal is read without the dead proxy
+    assert [header(e, "Host") for e in wiremock.requests()] == [
+        f"localhost:{wiremock.port}",
+        f"elsewhere.invalid:{wiremock.port}",
+    ]
+
+
+def test_ca_bundle_from_the_environment_is_still_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/corporate-ca.pem")
+    with OriginBoundSession(origin_of("https://api.example.com")) as session:
+        for _ in range(2):  # the first answer, then the kept one
+            settings = session.merge_environment_settings(
+                "https://api.example.com/v2/x", {}, None, None, None
+            )
+            assert settings["verify"] == "/etc/ssl/certs/corporate-ca.pem"
+            settings["proxies"]["https"] = "http://changed.invalid"  # a copy each time

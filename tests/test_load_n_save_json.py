@@ -6,6 +6,8 @@ import dataclasses
 import datetime as dt
 import enum
 import json
+import random
+import struct
 import uuid
 from decimal import Decimal
 from pathlib import PurePosixPath
@@ -15,7 +17,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from utils._json_encoding import encode, encode_lines
+from utils import _json_encoding as json_encoding
+from utils._json_encoding import encode, encode_lines, fast_lines
 from utils.exceptions import ValidationError
 
 
@@ -145,3 +148,108 @@ def test_json_lines_refuse_indent() -> None:
 
 def test_json_lines_with_text_keys_slow_path() -> None:
     assert encode_lines([{dt.date(2024, 1, 1): 1}, {"b": 2}]) == '{"2024-01-01":1}\n{"b":2}\n'
+
+
+# -- JSON Lines through orjson: the stdlib's text, byte for byte, or the stdlib itself -------
+def stdlib_lines(records: list[Any]) -> bytes:
+    return encode_lines(records).encode("utf-8")
+
+
+def random_value(rng: random.Random, depth: int = 0) -> Any:
+    """A value of the plain JSON types, floats of every magnitude and awkward text included."""
+    kind = rng.randrange(9)
+    if kind == 0:
+        return rng.random() * 10.0 ** rng.randint(-12, 20) * rng.choice((1, -1))
+    if kind == 1:  # any bit pattern: subnormals, huge values, NaN, infinities
+        return struct.unpack("d", struct.pack("Q", rng.getrandbits(64)))[0]
+    if kind == 2:
+        return rng.randint(-(2**63), 2**64 - 1)
+    if kind == 3:
+        points = (rng.randint(0, 0x7F), rng.randint(0x80, 0xD7FF), rng.randint(0xE000, 0x10FFFF))
+        return "".join(chr(rng.choice(points)) for _ in range(rng.randint(0, 8)))
+    if kind == 4:
+        return str(uuid.UUID(int=rng.getrandbits(128)))
+    if kind == 5 and depth < 3:
+        return [random_value(rng, depth + 1) for _ in range(rng.randint(0, 3))]
+    if kind == 6 and depth < 3:
+        return {f"k{i}": random_value(rng, depth + 1) for i in range(rng.randint(0, 3))}
+    edge = (None, True, False, 0.0, -0.0, 1e-4, -1e-4, 1e16, 9999999999999998.0, (1, 2.5))
+    return rng.choice(edge) if kind == 7 else rng.random()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_fast_json_lines_are_the_stdlib_text_or_left_to_it(seed: int) -> None:
+    rng = random.Random(seed)
+    fast = 0
+    for _ in range(500):
+        page: list[Any] = [
+            {f"f{i}": random_value(rng) for i in range(rng.randint(0, 6))}
+            for _ in range(rng.randint(1, 5))
+        ]
+        if rng.random() < 0.3:  # records need not be objects
+            page = [random_value(rng) for _ in range(3)]
+        text = fast_lines(page)
+        if text is not None:
+            fast += 1
+            assert text == stdlib_lines(page), page
+    assert fast > 100  # the fast path is taken, not only the fallback
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        1e-05,
+        -2.5e-07,
+        1e16,
+        -1.5e300,
+        float("nan"),
+        float("inf"),
+        2**64,
+        -(2**63) - 1,
+        Decimal("1.10"),
+        dt.datetime(2024, 1, 1, 8, 0),
+        dt.date(2024, 1, 1),
+        np.float64(1.5),
+        np.int64(3),
+        Point(1, Decimal("2")),
+        "\ud800",
+        {1: "int key"},
+        [[[1e-9]]],
+    ],
+    ids=repr,
+)
+def test_fast_json_lines_leave_what_orjson_writes_otherwise_to_the_stdlib(value: Any) -> None:
+    page = [{"id": 1, "v": 0.5}, {"id": 2, "v": value}]
+    assert fast_lines(page) is None
+    assert fast_lines([{"id": 1, "v": 0.5}, {"id": 2, "v": "x"}]) is not None
+
+
+def test_fast_json_lines_write_an_enum_and_a_uuid_as_the_stdlib_rules_do() -> None:
+    page = [{"colour": Colour.RED, "id": uuid.UUID(int=5)}]
+    assert fast_lines(page) == stdlib_lines(page) == b'{"colour":"red","id":"%s"}\n' % (
+        str(uuid.UUID(int=5)).encode()
+    )
+
+
+def test_deep_nesting_beyond_orjson_is_left_to_the_stdlib() -> None:
+    deep: Any = 1
+    for _ in range(300):
+        deep = [deep]
+    assert fast_lines([deep]) is None
+    assert encode_lines([deep]) == "[" * 300 + "1" + "]" * 300 + "\n"
+
+
+def test_saved_json_lines_are_the_same_with_and_without_orjson(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = random.Random(11)
+    pages = [
+        [{f"f{i}": random_value(rng) for i in range(5)} for _ in range(50)] for _ in range(20)
+    ]
+    pages[3].append({"when": dt.datetime(2024, 1, 1), "amount": Decimal("1.10")})
+    json_encoding.write_jsonl(tmp_path / "fast.jsonl", iter(pages))
+    monkeypatch.setattr(json_encoding, "orjson", None)
+    json_encoding.write_jsonl(tmp_path / "stdlib.jsonl", iter(pages))
+    fast = (tmp_path / "fast.jsonl").read_bytes()
+    assert fast == (tmp_path / "stdlib.jsonl").read_bytes()
+    assert fast.count(b"\n") == 1001

@@ -22,7 +22,6 @@ Decisions:
 from __future__ import annotations
 
 import copy
-import difflib
 import functools
 import json
 import logging
@@ -256,6 +255,8 @@ def _unknown_key(where: str, key: str, known: list[str]) -> str:
             f"{prefix} looks like a secret, and secrets do not belong in the config; move it "
             "to config/{org}-{env}-config-secrets.json"
         )
+    import difflib  # only for an error's suggestion
+
     guess = difflib.get_close_matches(_to_kebab(key), known, n=1, cutoff=0.6)
     hint = f" (did you mean '{guess[0]}'?)" if guess else f" (known: {', '.join(known)})"
     return f"{prefix}: unknown key{hint}"

@@ -8,7 +8,6 @@ view's credentials as it does for the default API (it reads ``_api`` only to wor
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from typing import Any
 
@@ -75,6 +74,8 @@ def static_token_name(api: str) -> str:
 
 
 def _unknown_api(api: object, known: list[str]) -> ConfigurationError:
+    import difflib  # only for an error's suggestion
+
     guess = difflib.get_close_matches(str(api), known, n=1, cutoff=0.6)
     hint = f" Did you mean '{guess[0]}'?" if guess else ""
     listed = ", ".join(known) if known else "none (the config has no global → apis)"

@@ -198,6 +198,8 @@ def walk_pages(
                 method="GET",
             )
         yield page
+        # Dropped before the next fetch, so that one page (not two) is held at a time.
+        del page, body
         current, current_params = following, None
     log.debug("Paging %s done: %d pages, %d records", safe_url(url), pages, records)
 

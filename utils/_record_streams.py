@@ -26,7 +26,6 @@ import io
 import os
 import sys
 from collections.abc import Iterator, Mapping
-from decimal import Decimal
 from itertools import repeat
 from pathlib import Path
 from typing import Any
@@ -80,9 +79,10 @@ def iter_pieces(pages: Iterator[Any], loose_batch: int) -> Iterator[tuple[int, A
     Raises:
         ValidationError: A page is neither a dict, a list of dicts nor a DataFrame.
     """
-    row = 0
+    row = number = 0
     loose: list[Mapping[str, Any]] = []
-    for number, page in enumerate(pages, start=1):
+    for page in pages:  # not enumerate(): its cached result tuple would keep the last page
+        number += 1
         if isinstance(page, Mapping):
             loose.append(page)
             if len(loose) >= loose_batch:
@@ -103,8 +103,10 @@ def iter_pieces(pages: Iterator[Any], loose_batch: int) -> Iterator[tuple[int, A
                 "def pages():\n    yield [{'id': 1}, {'id': 2}]",
             )
         if len(page):
+            size = len(page)
             yield row, page
-            row += len(page)
+            del page  # not held while the source fetches the next one
+            row += size
     if loose:
         yield row, loose
 
@@ -124,8 +126,9 @@ def _is_null(value: Any) -> bool:
     """True for the values pandas writes as an empty cell: NaN (float, numpy, Decimal), NaT, NA."""
     if isinstance(value, float):  # numpy's float64 included
         return value != value
-    if isinstance(value, Decimal):
-        return value.is_nan()
+    decimal = sys.modules.get("decimal")  # a Decimal exists only once decimal is loaded
+    if decimal is not None and isinstance(value, decimal.Decimal):
+        return bool(value.is_nan())
     pd = sys.modules.get("pandas")
     if pd is not None and (value is pd.NaT or value is pd.NA):
         return True
@@ -302,4 +305,5 @@ def write_csv(path: Path, data: Any, **kwargs: Any) -> None:
         else:
             for start, piece in iter_pieces(data, LOOSE_RECORDS_BATCH):
                 writer.write(piece, start)
+                del piece  # one page in memory at a time (see iter_pieces)
         writer.finish()

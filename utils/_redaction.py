@@ -81,11 +81,20 @@ _secrets: set[str] = set()
 # Swapped as a whole under the lock; readers use whatever object they see, without locking.
 _secret_regex: re.Pattern[str] | None = None
 _SECRET_KEY_NAME = re.compile(rf"[\w .-]*?(?i:{ANY_KEY_WORD})")
-_KEYED: CompiledRules = compile_rules(KEYED_RULES)
 _AUTH_TRIGGER = re.compile("|".join(AUTH_TRIGGERS))
-_AUTH: CompiledRules = compile_rules(AUTH_RULES)
-_URL: CompiledRules = compile_rules(URL_RULES)
-_TOKENS: CompiledRules = compile_rules(TOKEN_RULES)
+# The pattern families are compiled at their first use: the key/value family alone takes
+# ~35 ms and ~1 MB, which a run (or a --help) whose log never holds a key word does not pay.
+_FAMILY_RULES = {"keyed": KEYED_RULES, "auth": AUTH_RULES, "url": URL_RULES, "tokens": TOKEN_RULES}
+_families: dict[str, CompiledRules] = {}
+
+
+def _family(name: str) -> CompiledRules:
+    """The compiled alternation of one pattern family (compiled once, at its first use)."""
+    compiled = _families.get(name)
+    if compiled is None:  # two threads may both compile it: the same result, either kept
+        compiled = _families[name] = compile_rules(_FAMILY_RULES[name])
+    return compiled
+
 
 # Long runs of key characters are found on byte images of the text in which every such
 # character is "k" and everything else a space: a C-level substring search finds a run much
@@ -262,7 +271,7 @@ def _apply_tokens(text: str, ascii_text: bytes) -> str:
         if end - start >= _SHORT_TOKEN_RUN or text.startswith(_SHORT_TOKEN_PREFIX, start):
             run = text[start:end]
             if run not in _NO_TOKENS:
-                redacted = _apply_rules(_TOKENS, text, start, end)
+                redacted = _apply_rules(_family("tokens"), text, start, end)
                 if redacted is not text:
                     text = redacted
                     continue
@@ -354,13 +363,13 @@ def _apply_patterns(text: str) -> str:
     """Run every pattern family whose trigger is present; a plain text costs a few scans."""
     lowered = _lower_ascii(text)
     if _has_key_word(lowered):
-        redacted = _apply_rules(_KEYED, text, haystack=lowered)
+        redacted = _apply_rules(_family("keyed"), text, haystack=lowered)
         if redacted is not text:
             text, lowered = redacted, _lower_ascii(redacted)
     if _AUTH_TRIGGER.search(lowered):
-        text = _apply_rules(_AUTH, text)
+        text = _apply_rules(_family("auth"), text)
     if ("@" in text and "://" in text) or URL_TRIGGER in text:
-        text = _apply_rules(_URL, text)
+        text = _apply_rules(_family("url"), text)
     for trigger, regex in TRIGGERED:
         if trigger in text:
             text = regex.sub(REDACTED, text)

@@ -81,6 +81,7 @@ def guarded(pages: Iterator[Any]) -> Iterator[Any]:
         except BaseException as err:  # the caller's own failure, handed back unchanged
             raise SourceFailure(err) from None
         yield page
+        del page  # not held while the source fetches the next one
 
 
 def is_frame(data: Any) -> bool:

@@ -23,7 +23,6 @@ Decisions:
 
 from __future__ import annotations
 
-import difflib
 import functools
 import json
 import re
@@ -150,6 +149,8 @@ def load_schema(name: str) -> dict[str, Any] | None:
 
 def _missing_schema(name: str, source: str) -> ConfigurationError:
     shown = display_path(schema_path(name))
+    import difflib  # only for an error's suggestion
+
     guess = difflib.get_close_matches(name, known_schemas(), n=1, cutoff=0.6)
     hint = f" Did you mean '{guess[0]}' (its schema exists)?" if guess else ""
     return ConfigurationError(

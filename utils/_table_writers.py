@@ -323,6 +323,7 @@ def _write_parquet_stream(
     try:
         for start, piece in iter_pieces(pages, LOOSE_RECORDS_BATCH):
             table = with_types(_piece_table(piece, start), types, start)
+            del piece  # its records are in the table now; not held during the next fetch
             if writer is not None or schema is not None:
                 table = conform(table, writer.schema if writer else schema, start)
             if not pending:

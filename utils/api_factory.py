@@ -28,9 +28,8 @@ import re
 import threading
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from utils import _run_control as run_control
 from utils._api_settings import behavior
@@ -40,6 +39,9 @@ from utils._pagination import DeltaPull, PageFetcher, walk_pages
 from utils._rest_client import POOL_MAXSIZE, RestTransport
 from utils._write_back import WRITE_METHODS, log_dry_run, write_many
 from utils._write_report import WriteReport, WriteRequest, WriteResult, load_write_report
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 log = logging.getLogger(__name__)
 
@@ -295,6 +297,8 @@ class TxoRestAPI(_ClosedOnExit):
         call: Callable[[T], R] = getattr(self, fn) if isinstance(fn, str) else fn
         workers = max(1, min(max_workers or DEFAULT_MAX_WORKERS, POOL_MAXSIZE))
         ahead = max(window or self.update_batch_size, workers)
+        from concurrent.futures import ThreadPoolExecutor  # only map() needs threads
+
         pending: deque[Future[R]] = deque()
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="txo-api") as pool:
             try:

@@ -40,7 +40,6 @@ script's ``--help`` (and a save of a dict to JSON) does not pay for them.
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import json
 import logging
 from collections.abc import Mapping
@@ -184,6 +183,8 @@ class TxoDataHandler:
         shown = ", ".join(names[:LISTING_LIMIT])
         more = f" (and {len(names) - LISTING_LIMIT} more)" if len(names) > LISTING_LIMIT else ""
         listing = f"It holds: {shown}{more}." if names else "It is empty or missing."
+        import difflib  # only for an error's suggestion
+
         matches = difflib.get_close_matches(path.name, names, n=CLOSE_MATCHES)
         guess = str(Path(filename).with_name(matches[0])) if matches else filename
         raise FileOperationError(
