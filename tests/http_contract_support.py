@@ -165,6 +165,13 @@ def gaps_ms(wm: WireMock, method: str = "ANY", url_path: str | None = None) -> l
     return [b - a for a, b in itertools.pairwise(stamps)]
 
 
+SERVER_JITTER_MS = 50
+"""How much later than the limiter released it a request may reach WireMock's journal: the
+socket and a busy machine's scheduling delay some requests and not others, which bunches
+them. A window of W ms as the server sees it may hold what the limiter released in
+W + this (a limiter that does not limit fails by far more)."""
+
+
 def max_in_window(stamps: list[int], window_ms: float) -> int:
     """The most timestamps any closed interval of ``window_ms`` holds."""
     ordered = sorted(stamps)

@@ -350,21 +350,19 @@ def fast_lines(records: Sequence[Any]) -> bytes | None:
     """
     if orjson is None or not records:
         return None
-    if set(map(type, records)) == {dict}:  # flat records: one level less to walk
-        alike = _floats_print_alike(chain.from_iterable(map(dict.values, records)))
-    else:
-        alike = _floats_print_alike(records)
-    if not alike:
-        return None
     buffer = io.BytesIO()  # each line written as made: a list of 1,000 lines is 6x slower
     write, dumps, options = buffer.write, orjson.dumps, _FAST_OPTIONS
-    try:
+    try:  # first, as it stops at the first value it does not write (a datetime in row 0)
         for record in records:
             write(dumps(record, _refuse, options))
             write(b"\n")
     except TypeError:  # orjson.JSONEncodeError included
         return None
-    return buffer.getvalue()
+    if set(map(type, records)) == {dict}:  # flat records: one level less to walk
+        alike = _floats_print_alike(chain.from_iterable(map(dict.values, records)))
+    else:
+        alike = _floats_print_alike(records)
+    return buffer.getvalue() if alike else None
 
 
 def _line_encoder(kwargs: dict[str, Any]) -> _Encoder:
