@@ -8,10 +8,18 @@ script) and the hand-written loop (``requests`` + ``json`` + the format's usual 
 the same virtual environment. A run's time starts before its first import and ends when the
 file is closed, so what each side imports counts. ``BENCH_PULL_REPEATS`` sets the repeats
 (default 3).
+
+python -m bench.bench_pull                              # every row, as ``make bench`` runs them
+python -m bench.bench_pull csv 1000000 --tree OLD       # this tree, OLD's utils/ and the loop
+
+``--tree`` (repeatable) alternates the toolkit of this checkout, of each checkout named, and the loop, in
+fresh processes against one server, and prints each one's median time, CPU time and peak
+memory: a change measured side by side with the tree before it.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
@@ -20,6 +28,8 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -138,13 +148,16 @@ def _probe(side: str) -> str:
     return textwrap.dedent(PROBE_HEAD) + textwrap.dedent(body) + textwrap.dedent(PROBE_TAIL)
 
 
-def _run(side: str, fmt: str, records: int, port: int, folder: Path) -> dict[str, Any]:
+def _run(
+    side: str, fmt: str, records: int, port: int, folder: Path, tree: Path = REPO
+) -> dict[str, Any]:
+    """One pull in a fresh process; ``tree`` is the checkout whose ``utils/`` the toolkit uses."""
     done = subprocess.run(
         [sys.executable, "-c", _probe(side), side, fmt, str(records), str(port), str(folder)],
         capture_output=True,
         text=True,
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        cwd=tree,
+        env={**os.environ, "PYTHONPATH": str(tree)},
         check=False,
         timeout=RUN_TIMEOUT,
     )
@@ -280,11 +293,13 @@ def _pages_rows(port: int, folder: Path) -> list[Row]:
     ]
 
 
-def run() -> list[Row]:
-    """Start the page server, run every side-by-side pull, stop it."""
+@contextmanager
+def page_server(records: int) -> Iterator[tuple[int, Path]]:
+    """Start :mod:`bench.page_server` for ``records`` records; yield its port and a scratch
+    folder (with ``output/``) under ``tmp/``; stop the server at the end."""
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "bench.page_server", "--port", str(port), "--records", str(BIG)],
+        [sys.executable, "-m", "bench.page_server", "--port", str(port), "--records", str(records)],
         cwd=REPO,
         stdout=subprocess.PIPE,
         text=True,
@@ -299,17 +314,65 @@ def run() -> list[Row]:
         with tempfile.TemporaryDirectory(prefix="bench-pull-", dir=REPO / "tmp") as scratch:
             folder = Path(scratch)
             (folder / "output").mkdir()
-            rows = _pages_rows(port, folder)
-            for fmt in FORMATS:
-                rows += _format_rows(fmt, port, folder)
-            return rows
+            yield port, folder
     finally:
         server.terminate()
         server.wait(timeout=30)
 
 
-if __name__ == "__main__":
+def run() -> list[Row]:
+    """Start the page server, run every side-by-side pull, stop it."""
+    with page_server(BIG) as (port, folder):
+        rows = _pages_rows(port, folder)
+        for fmt in FORMATS:
+            rows += _format_rows(fmt, port, folder)
+        return rows
+
+
+def compare(fmt: str, records: int, trees: list[Path], repeats: int) -> dict[str, dict[str, float]]:
+    """Median seconds, CPU seconds and peak MB of this tree's toolkit, each tree's, and the
+    loop, alternated (the order reversed every repeat) after one warm-up each."""
+    sides = [("this tree", "toolkit", REPO)] + [(str(t), "toolkit", t) for t in trees]
+    sides.append(("loop", "loop", REPO))
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in sides}
+    with page_server(records) as (port, folder):
+        for i in range(repeats + 1):
+            for name, side, tree in sides if i % 2 == 0 else list(reversed(sides)):
+                result = _run(side, fmt, records, port, folder, tree)
+                if i:  # the first round warms the page cache and the .pyc files
+                    runs[name].append(result)
+    return {
+        name: {
+            "seconds": _median(results, "seconds"),
+            "cpu": _median(results, "cpu"),
+            "peak_mb": _median(results, "peak") / MB,
+        }
+        for name, results in runs.items()
+    }
+
+
+def main(argv: list[str]) -> int:
+    """Print every row, or (``--tree``) a side-by-side comparison of checkouts."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tree", type=Path, action="append", help="another checkout to compare")
+    parser.add_argument("format", nargs="?", default="csv", choices=(*FORMATS, "pages"))
+    parser.add_argument("records", nargs="?", type=int, default=BIG)
+    parser.add_argument("--repeats", type=int, default=REPEATS)
+    args = parser.parse_args(argv)
+    if args.tree:
+        for name, figures in compare(args.format, args.records, args.tree, args.repeats).items():
+            print(
+                f"{name}: {figures['seconds']:.2f} s, CPU {figures['cpu']:.2f} s, "
+                f"peak {figures['peak_mb']:.1f} MB"
+            )
+        return 0
     for row in run():
         print(
-            f"{row.measure}: {row.value} ({row.spread}) goal {row.goal} met={row.met}; {row.bound}; {row.notes}"
+            f"{row.measure}: {row.value} ({row.spread}) goal {row.goal} met={row.met}; "
+            f"{row.bound}; {row.notes}"
         )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

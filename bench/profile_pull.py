@@ -13,12 +13,17 @@ import argparse
 import os
 import subprocess
 import sys
-import tempfile
 import textwrap
 from pathlib import Path
 
-from bench.bench_pull import PROBE_HEAD, PROBE_TAIL, REPO, SERVER_START_SECONDS, TOOLKIT
-from tools.wiremock_server import free_port
+from bench.bench_pull import (
+    PROBE_HEAD,
+    PROBE_TAIL,
+    REPO,
+    SERVER_START_SECONDS,
+    TOOLKIT,
+    page_server,
+)
 
 PROFILE_WRAP = """
 import pyinstrument
@@ -38,59 +43,27 @@ def main(argv: list[str]) -> int:
     parser.add_argument("records", type=int)
     parser.add_argument("--tree", type=Path, default=REPO, help="checkout whose utils/ to use")
     args = parser.parse_args(argv)
-    port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bench.page_server",
-            "--port",
-            str(port),
-            "--records",
-            str(args.records),
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        text=True,
+    probe = (
+        textwrap.dedent(PROBE_HEAD)
+        + textwrap.dedent(PROFILE_WRAP)
+        + textwrap.dedent(TOOLKIT)
+        + textwrap.dedent(PROFILE_END)
+        + textwrap.dedent(PROBE_TAIL)
     )
-    try:
-        assert server.stdout is not None
-        if server.stdout.readline().strip() != "ready":
-            raise RuntimeError("the page server did not start")
-        probe = (
-            textwrap.dedent(PROBE_HEAD)
-            + textwrap.dedent(PROFILE_WRAP)
-            + textwrap.dedent(TOOLKIT)
-            + textwrap.dedent(PROFILE_END)
-            + textwrap.dedent(PROBE_TAIL)
+    with page_server(args.records) as (port, scratch):
+        command = [sys.executable, "-c", probe, "toolkit", args.format, str(args.records)]
+        done = subprocess.run(
+            [*command, str(port), str(scratch)],
+            cwd=args.tree,
+            env={**os.environ, "PYTHONPATH": str(args.tree)},
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=SERVER_START_SECONDS * 5,
         )
-        (REPO / "tmp").mkdir(exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix="profile-pull-", dir=REPO / "tmp") as scratch:
-            (Path(scratch) / "output").mkdir()
-            done = subprocess.run(
-                [
-                    sys.executable,
-                    "-c",
-                    probe,
-                    "toolkit",
-                    args.format,
-                    str(args.records),
-                    str(port),
-                    scratch,
-                ],
-                cwd=args.tree,
-                env={**os.environ, "PYTHONPATH": str(args.tree)},
-                capture_output=True,
-                text=True,
-                check=False,
-                timeout=SERVER_START_SECONDS * 5,
-            )
-        print(done.stderr)
-        print(done.stdout)
-        return done.returncode
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    print(done.stderr)
+    print(done.stdout)
+    return done.returncode
 
 
 if __name__ == "__main__":

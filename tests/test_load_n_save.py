@@ -1178,6 +1178,24 @@ def test_loaders_take_options(root: Path, handler: TxoDataHandler) -> None:
 # --- start-up cost ------------------------------------------------------------------------
 
 
+def test_a_script_set_up_for_a_pull_imports_only_what_a_pull_uses() -> None:
+    # Each module here is imported where it is used (error hints, Decimal values, api.map,
+    # DataFrames, a redaction family): a pull to CSV stays near a bare requests loop's memory.
+    probe = (
+        "import sys\n"
+        "import utils.logger, utils.api_factory, utils.load_n_save, utils.script_runner\n"
+        "from utils import _redaction\n"
+        "utils.logger.setup_logger()\n"
+        "lazy = ('difflib', 'decimal', 'concurrent.futures', 'pandas', 'numpy', 'pyarrow')\n"
+        "assert not [m for m in lazy if m in sys.modules], [m for m in lazy if m in sys.modules]\n"
+        "assert not _redaction._families, list(_redaction._families)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+
+
 def test_importing_load_n_save_and_saving_json_or_csv_records_loads_no_dataframe_library() -> None:
     probe = (
         "import sys, tempfile, pathlib\n"
