@@ -12,9 +12,9 @@ file is closed, so what each side imports counts. ``BENCH_PULL_REPEATS`` sets th
 python -m bench.bench_pull                              # every row, as ``make bench`` runs them
 python -m bench.bench_pull csv 1000000 --tree OLD       # this tree, OLD's utils/ and the loop
 
-``--tree`` (repeatable) alternates the toolkit of this checkout, of each checkout named, and the loop, in
-fresh processes against one server, and prints each one's median time, CPU time and peak
-memory: a change measured side by side with the tree before it.
+``--tree`` (repeatable) alternates the toolkit of this checkout, of each checkout named, and
+the loop, in fresh processes against one server, and prints each one's median time, CPU time
+and peak memory: a change measured side by side with the tree before it.
 """
 
 from __future__ import annotations

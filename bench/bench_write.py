@@ -29,7 +29,7 @@ OVERHEAD_GOAL = 1.10
 TOKEN = "bench-token-0123456789"
 ETAG = 'W/"JzE7Jw=="'
 BATCH_ANSWER = (
-    "{\"responses\": [{{#each (jsonPath request.body '$.requests') as |r|}}"
+    '{"responses": [{{#each (jsonPath request.body \'$.requests\') as |r|}}'
     '{{#unless @first}}, {{/unless}}{"id": "{{r.id}}", "status": 200, '
     '"body": {"ring": "stable"}}{{/each}}]}'
 )

@@ -1176,6 +1176,12 @@ def test_loaders_take_options(root: Path, handler: TxoDataHandler) -> None:
 
 
 # --- start-up cost ------------------------------------------------------------------------
+def passes_in_a_fresh_interpreter(probe: str) -> None:
+    """Run ``probe`` with a fresh ``sys.modules``; its asserts must hold."""
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
 
 
 def test_a_script_set_up_for_a_pull_imports_only_what_a_pull_uses() -> None:
@@ -1190,10 +1196,7 @@ def test_a_script_set_up_for_a_pull_imports_only_what_a_pull_uses() -> None:
         "assert not [m for m in lazy if m in sys.modules], [m for m in lazy if m in sys.modules]\n"
         "assert not _redaction._families, list(_redaction._families)\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0, result.stderr
+    passes_in_a_fresh_interpreter(probe)
 
 
 def test_importing_load_n_save_and_saving_json_or_csv_records_loads_no_dataframe_library() -> None:
@@ -1214,7 +1217,4 @@ def test_importing_load_n_save_and_saving_json_or_csv_records_loads_no_dataframe
         "lns.TxoDataHandler().save(iter([[row], [row]]), 'tmp', 'b.csv')\n"
         "assert not [m for m in heavy if m in sys.modules]\n"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0, result.stderr
+    passes_in_a_fresh_interpreter(probe)

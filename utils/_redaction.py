@@ -83,7 +83,7 @@ _secret_regex: re.Pattern[str] | None = None
 _SECRET_KEY_NAME = re.compile(rf"[\w .-]*?(?i:{ANY_KEY_WORD})")
 _AUTH_TRIGGER = re.compile("|".join(AUTH_TRIGGERS))
 # The pattern families are compiled at their first use: the key/value family alone takes
-# ~35 ms and ~1 MB, which a run (or a --help) whose log never holds a key word does not pay.
+# ~35 ms, which a run (or a --help) whose log never holds a key word does not pay.
 _FAMILY_RULES = {"keyed": KEYED_RULES, "auth": AUTH_RULES, "url": URL_RULES, "tokens": TOKEN_RULES}
 _families: dict[str, CompiledRules] = {}
 
