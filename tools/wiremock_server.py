@@ -200,7 +200,9 @@ class WireMock:
         """Every request in the journal, oldest first (the server's own record)."""
         r = self.session.get(f"{self.base_url}/__admin/requests", timeout=10)
         r.raise_for_status()
-        items = [e["request"] for e in r.json()["requests"]]
+        # The journal lists the newest first; reversed, requests logged within the same
+        # millisecond keep the order they arrived in (the sort by loggedDate is stable).
+        items = [e["request"] for e in reversed(r.json()["requests"])]
         return sorted(items, key=lambda req: req.get("loggedDate", 0))
 
     def count(
