@@ -46,7 +46,7 @@ def grouping_key() -> dict[str, str] | None:
     ``run_control`` the script's name, so the metrics read them there instead of keeping a
     second copy.
     """
-    context = txo_logger._state.context()
+    context = txo_logger.run_context()
     org, env = context["org"], context["env"]
     if not org or not env:
         return None

@@ -401,6 +401,12 @@ def set_context(org_id: str | None = None, env_type: str | None = None) -> None:
         _prune_old_files(target.parent, _file_key(), target)
 
 
+def run_context() -> dict[str, str | None]:
+    """The run's ``org``, ``env`` (None until :func:`set_context` names them) and ``run_id``:
+    the fields every JSON log record carries, for other run reports (metrics) to share."""
+    return _state.context()
+
+
 def get_log_file() -> Path | None:
     """Return the current per-run log file (it exists once a record was written).
 
