@@ -1111,6 +1111,8 @@ def test_no_proxy_sends_its_hosts_direct_and_a_request_may_name_its_own_proxy(
         assert api.get(f"{other_origin(wiremock)}/y") == {"ok": "y"}  # in NO_PROXY
         with pytest.raises(HelpfulError):  # each origin keeps its own answer
             api.get("x")
+        monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")  # a change is seen at once
+        assert api.get("x") == {"ok": True}
     elsewhere = f"http://elsewhere.invalid:{wiremock.port}/y"
     # A request that names its own proxy takes requests' own path, and that proxy wins.
     session = OriginBoundSession(origin_of(wiremock.base_url))
@@ -1120,6 +1122,7 @@ def test_no_proxy_sends_its_hosts_direct_and_a_request_may_name_its_own_proxy(
     monkeypatch.undo()  # the journal is read without the dead proxy
     assert [header(e, "Host") for e in wiremock.requests()] == [
         f"localhost:{wiremock.port}",
+        f"127.0.0.1:{wiremock.port}",
         f"elsewhere.invalid:{wiremock.port}",
     ]
 
