@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -73,6 +74,24 @@ def test_text_the_encoding_cannot_hold_is_a_validation_error_and_writes_nothing(
     assert every_file(root) == []
     replaced = handler.save("5 €", "output", "p.txt", encoding="latin-1", errors="replace")
     assert replaced.read_bytes() == b"5 ?"
+
+
+@pytest.mark.parametrize("ext", [".json", ".jsonl", ".csv", ".txt"])
+def test_a_lone_surrogate_is_a_validation_error_that_fits_the_format(
+    root: Path, handler: TxoDataHandler, ext: str
+) -> None:
+    text = "abc\udcff"  # a byte decoded with errors="surrogateescape"
+    data: Any = text if ext == ".txt" else {"a": text} if ext == ".json" else [{"a": text}]
+    with pytest.raises(ValidationError, match=r"'\\udcff' .* utf-8") as info:
+        handler.save(data, "output", f"s{ext}")
+    assert every_file(root) == []
+    if ext == ".txt":  # only .txt takes errors=
+        assert "errors='replace'" in info.value.how_to_fix
+    else:
+        assert "lone surrogate" in info.value.how_to_fix
+        assert "errors=" not in info.value.how_to_fix
+        fixed = text.encode("utf-8", "replace").decode("utf-8")  # the example's remedy
+        handler.save([{"a": fixed}] if ext != ".json" else {"a": fixed}, "output", f"s{ext}")
 
 
 @pytest.mark.parametrize(

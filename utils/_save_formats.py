@@ -227,11 +227,33 @@ def option_error(err: TypeError, ext: str) -> ValidationError:
 
 
 def encoding_error(err: UnicodeEncodeError, target: Path) -> ValidationError:
-    """Return the error for text that the chosen ``encoding=`` cannot hold."""
+    """Return the error for text that the chosen ``encoding=`` (or UTF-8) cannot hold.
+
+    Only ``.txt`` takes ``errors=``; in the other formats the value itself must change. A lone
+    surrogate (text decoded with ``errors="surrogateescape"``, or a ``"\\ud800"`` escape
+    in JSON) has no form in any encoding.
+    """
     bad = err.object[err.start : err.end]
-    return ValidationError(
+    problem = (
         f"Cannot write {target.name}: {bad!r} (position {err.start:,}) cannot be written in "
-        f"the {err.encoding} encoding.",
-        "Keep the default encoding (UTF-8), or pass errors='replace' to write '?' instead.",
-        'handler.save(text, "output", "notes.txt", encoding="cp1252", errors="replace")',
+        f"the {err.encoding} encoding."
+    )
+    if target.suffix.lower() == ".txt":
+        return ValidationError(
+            problem,
+            "Keep the default encoding (UTF-8), or pass errors='replace' to write '?' instead.",
+            'handler.save(text, "output", "notes.txt", encoding="cp1252", errors="replace")',
+        )
+    if any(0xD800 <= ord(c) <= 0xDFFF for c in bad):
+        return ValidationError(
+            problem,
+            "A text value holds a lone surrogate, which no encoding can write: replace it in "
+            "the data before saving.",
+            'value = value.encode("utf-8", "replace").decode("utf-8")  # "?" for the surrogate',
+        )
+    return ValidationError(
+        problem,
+        "Keep the default encoding (UTF-8), which writes every character, or replace the "
+        "character in the data.",
+        f'handler.save(data, "output", "{target.name}")  # UTF-8',
     )
