@@ -23,7 +23,6 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.common import Row, interleaved, ratio_stats
+from bench.common import Row, interleaved, interleaved_many, ratio_stats
 from utils import path_helpers
 from utils.load_n_save import TxoDataHandler
 
@@ -94,19 +93,6 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def _interleaved3(fns: list[Callable[[], object]], repeats: int) -> list[list[float]]:
-    """Time each of ``fns`` ``repeats`` times, rotating the order; one warm-up each."""
-    for fn in fns:
-        fn()
-    times: list[list[float]] = [[] for _ in fns]
-    for i in range(repeats):
-        for k in [(i + j) % len(fns) for j in range(len(fns))]:
-            start = time.perf_counter()
-            fns[k]()
-            times[k].append(time.perf_counter() - start)
-    return times
-
-
 def _ratio_row(
     measure: str,
     toolkit: Callable[[], object],
@@ -118,7 +104,7 @@ def _ratio_row(
         baseline()
         _fsync(baseline_path)
 
-    a, b, c = _interleaved3([toolkit, baseline, durable], REPEATS)
+    a, b, c = interleaved_many([toolkit, baseline, durable], REPEATS)
     median, lo, hi = ratio_stats(a, b)
     durable_median, durable_lo, durable_hi = ratio_stats(a, c)
     return Row(

@@ -16,12 +16,11 @@ import json
 import os
 import statistics
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from bench.common import Row, ratio_stats
+from bench.common import Row, interleaved_many, ratio_stats
 from utils import _run_control as run_control, path_helpers
 from utils.state import load_state
 
@@ -46,19 +45,6 @@ def _values(target_bytes: int) -> dict[str, Any]:
         size += len(key) + len(stamp) + 6
         n += 1
     return {"customers_watermark": "2025-06-09T10:45:00.000Z", "seen": seen}
-
-
-def _interleaved(fns: list[Callable[[], object]], repeats: int) -> list[list[float]]:
-    """Time each of ``fns`` ``repeats`` times, rotating the order; one warm-up each."""
-    for fn in fns:
-        fn()
-    times: list[list[float]] = [[] for _ in fns]
-    for i in range(repeats):
-        for k in [(i + j) % len(fns) for j in range(len(fns))]:
-            start = time.perf_counter()
-            fns[k]()
-            times[k].append(time.perf_counter() - start)
-    return times
 
 
 def _plain(path: Path, durable: bool) -> Callable[[], None]:
@@ -96,7 +82,7 @@ def _measure(root: Path, text: str, tag: str) -> tuple[list[float], list[float],
     plain_path.write_text(text, encoding="utf-8")
     durable_path = root / f"{tag}-durable.json"
     durable_path.write_text(text, encoding="utf-8")
-    a, b, c = _interleaved(
+    a, b, c = interleaved_many(
         [toolkit, _plain(plain_path, False), _plain(durable_path, True)], REPEATS
     )
     return a, b, c

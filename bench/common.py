@@ -38,21 +38,25 @@ class Row:
     extra: dict[str, float] = field(default_factory=dict)
 
 
+def interleaved_many(fns: list[Callable[[], object]], repeats: int) -> list[list[float]]:
+    """Time each of ``fns`` ``repeats`` times, rotating the order every round (for two: one
+    first, then the other first); one uncounted warm-up of each first. One list per function."""
+    for fn in fns:
+        fn()
+    times: list[list[float]] = [[] for _ in fns]
+    for i in range(repeats):
+        for k in [(i + j) % len(fns) for j in range(len(fns))]:
+            start = time.perf_counter()
+            fns[k]()
+            times[k].append(time.perf_counter() - start)
+    return times
+
+
 def interleaved(
     toolkit: Callable[[], object], baseline: Callable[[], object], repeats: int = 15
 ) -> tuple[list[float], list[float]]:
     """Time ``toolkit`` and ``baseline`` alternately ``repeats`` times each; return both lists."""
-    a: list[float] = []
-    b: list[float] = []
-    toolkit()
-    baseline()  # warm-up, not counted
-    for i in range(repeats):
-        order = (toolkit, baseline) if i % 2 == 0 else (baseline, toolkit)
-        for fn in order:
-            start = time.perf_counter()
-            fn()
-            elapsed = time.perf_counter() - start
-            (a if fn is toolkit else b).append(elapsed)
+    a, b = interleaved_many([toolkit, baseline], repeats)
     return a, b
 
 
