@@ -169,17 +169,29 @@ def _run(
     return result
 
 
+Side = tuple[str, str, Path]
+"""``(name, "toolkit" or "loop", checkout)`` of one contender."""
+
+
+def _alternate(
+    sides: list[Side], fmt: str, records: int, port: int, folder: Path, repeats: int
+) -> dict[str, list[dict[str, Any]]]:
+    """Run every side ``repeats`` times, the order reversed every repeat; one warm-up each."""
+    for _, side, tree in sides:
+        _run(side, fmt, min(records, SMALL), port, folder, tree)  # page cache, .pyc files
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in sides}
+    for i in range(repeats):
+        for name, side, tree in sides if i % 2 == 0 else sides[::-1]:
+            runs[name].append(_run(side, fmt, records, port, folder, tree))
+    return runs
+
+
 def _side_by_side(
     fmt: str, records: int, port: int, folder: Path, repeats: int
 ) -> dict[str, list[dict[str, Any]]]:
-    """Alternate toolkit and loop runs (order swapped every repeat); one warm-up each."""
-    runs: dict[str, list[dict[str, Any]]] = {"toolkit": [], "loop": []}
-    for side in ("toolkit", "loop"):
-        _run(side, fmt, min(records, SMALL), port, folder)  # page cache, .pyc files
-    for i in range(repeats):
-        for side in ("toolkit", "loop") if i % 2 == 0 else ("loop", "toolkit"):
-            runs[side].append(_run(side, fmt, records, port, folder))
-    return runs
+    """Alternate toolkit and loop runs of this checkout (order swapped every repeat)."""
+    sides = [("toolkit", "toolkit", REPO), ("loop", "loop", REPO)]
+    return _alternate(sides, fmt, records, port, folder, repeats)
 
 
 def _spread(lo: float, hi: float) -> str:
@@ -332,15 +344,10 @@ def run() -> list[Row]:
 def compare(fmt: str, records: int, trees: list[Path], repeats: int) -> dict[str, dict[str, float]]:
     """Median seconds, CPU seconds and peak MB of this tree's toolkit, each tree's, and the
     loop, alternated (the order reversed every repeat) after one warm-up each."""
-    sides = [("this tree", "toolkit", REPO)] + [(str(t), "toolkit", t) for t in trees]
-    sides.append(("loop", "loop", REPO))
-    runs: dict[str, list[dict[str, Any]]] = {name: [] for name, _, _ in sides}
+    sides: list[Side] = [("this tree", "toolkit", REPO)]
+    sides += [(str(t), "toolkit", t) for t in trees] + [("loop", "loop", REPO)]
     with page_server(records) as (port, folder):
-        for i in range(repeats + 1):
-            for name, side, tree in sides if i % 2 == 0 else list(reversed(sides)):
-                result = _run(side, fmt, records, port, folder, tree)
-                if i:  # the first round warms the page cache and the .pyc files
-                    runs[name].append(result)
+        runs = _alternate(sides, fmt, records, port, folder, repeats)
     return {
         name: {
             "seconds": _median(results, "seconds"),
