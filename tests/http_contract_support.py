@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import re
 import signal
 import socket
 import threading
@@ -164,6 +165,9 @@ def gaps_ms(wm: WireMock, method: str = "ANY", url_path: str | None = None) -> l
     stamps = stamps_ms(wm, method, url_path)
     return [b - a for a, b in itertools.pairwise(stamps)]
 
+
+UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+"""A random (version 4) UUID in its canonical text: what an ``Idempotency-Key`` must be."""
 
 SERVER_JITTER_MS = 50
 """How much later than the limiter released it a request may reach WireMock's journal: the

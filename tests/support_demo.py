@@ -3,7 +3,10 @@ tests that run the example scripts of ``src/`` end to end."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +18,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MOCK_API = PROJECT_ROOT / "mock-api"
 DEMO_PORT_URL = "http://127.0.0.1:8089"
 """Where ``config/demo-test-config.json`` expects the demo API."""
+RUN_TIMEOUT = 120
 
 
 @pytest.fixture(scope="module")
@@ -48,3 +52,20 @@ def make_demo_project(folder: Path, server: WireMock) -> Path:
     server.session.post(f"{server.base_url}/__admin/scenarios/reset", timeout=10).raise_for_status()
     server.reset_journal()
     return folder
+
+
+def run_demo_script(project: Path, module: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``src/{module}.py`` for demo/test the way ``make run`` does, in ``project``, with
+    the default console (text, INFO and up) whatever this shell sets."""
+    env = {**os.environ, "PYTHONPATH": str(project)}
+    for name in ("TXO_LOG_FORMAT", "TXO_LOG_LEVEL"):
+        env.pop(name, None)
+    return subprocess.run(
+        [sys.executable, "-m", f"src.{module}", "demo", "test", *args],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+        check=False,
+    )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
@@ -13,6 +12,7 @@ import requests
 from urllib3.exceptions import ReadTimeoutError
 
 from tests.http_contract_support import (
+    UUID4,
     always,
     client,
     closed_port,
@@ -38,7 +38,6 @@ from utils.exceptions import (
 
 pytestmark = pytest.mark.usefixtures(hang_guard.__name__)
 
-UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 FAULTS = [
     "CONNECTION_RESET_BY_PEER",
     "EMPTY_RESPONSE",
@@ -169,7 +168,7 @@ def test_single_writes_are_retried_after_a_500_when_idempotent(
     keys = {header(e, "Idempotency-Key") for e in seen}
     assert len(keys) == 1  # one key per call, the same on its retry
     if behavior:
-        assert UUID.match(str(keys.pop()))
+        assert UUID4.match(str(keys.pop()))
 
 
 def test_a_412_names_the_server_message(wiremock: WireMock) -> None:

@@ -7,9 +7,7 @@ the script's code); the server's request journal proves what was written, with w
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +15,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from tests.support_demo import MOCK_API, demo_api, make_demo_project
+from tests.support_demo import MOCK_API, demo_api, make_demo_project, run_demo_script
 from tools.wiremock_server import WireMock
 
 pytestmark = pytest.mark.integration
@@ -25,7 +23,6 @@ __all__ = ["demo_api"]  # the module's WireMock fixture, imported for pytest to 
 
 COMPANY_PATH = "/api/v2.0/companies(8f2d1c3a-5b7e-4c9d-a1f0-3e6b2d4c5a71)"
 BATCH = f"{COMPANY_PATH}/$batch"
-RUN_TIMEOUT = 120
 AS_OF = "2025-06-30"
 DAYS = 60
 
@@ -77,27 +74,7 @@ def project(tmp_path: Path, demo_api: WireMock) -> Path:
 
 
 def run(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(project)}
-    for name in ("TXO_LOG_FORMAT", "TXO_LOG_LEVEL"):
-        env.pop(name, None)
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "src.block_overdue_customers",
-            "demo",
-            "test",
-            "--as-of",
-            AS_OF,
-            *args,
-        ],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT,
-        check=False,
-    )
+    return run_demo_script(project, "block_overdue_customers", "--as-of", AS_OF, *args)
 
 
 def report_of(project: Path, pattern: str) -> pd.DataFrame:

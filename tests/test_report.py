@@ -15,7 +15,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import xml.etree.ElementTree as ET
 import zipfile
 from collections import defaultdict
@@ -29,7 +28,13 @@ import pandas as pd
 import pytest
 from openpyxl.utils import range_boundaries
 
-from tests.support_demo import MOCK_API, PROJECT_ROOT, demo_api, make_demo_project
+from tests.support_demo import (
+    MOCK_API,
+    PROJECT_ROOT,
+    demo_api,
+    make_demo_project,
+    run_demo_script,
+)
 from tools.wiremock_server import WireMock
 
 __all__ = ["demo_api"]  # the module's WireMock fixture, imported for pytest to find
@@ -38,7 +43,6 @@ pytestmark = pytest.mark.integration
 
 COMPANY_PATH = "/api/v2.0/companies(8f2d1c3a-5b7e-4c9d-a1f0-3e6b2d4c5a71)"
 JOB_PATH = f"{COMPANY_PATH}/exports(3c9e7b21-6a4f-4d8e-9b0c-5f1a2e7d4c63)"
-RUN_TIMEOUT = 120
 CENT = Decimal("0.01")
 BUCKETS = ("0-30", "31-60", "61-90", "90+")
 HEADER_ROW = 4  # the table's header row (1-based): under two heading lines and an empty row
@@ -153,18 +157,7 @@ def test_the_demo_data_is_rich_enough_to_show_every_case() -> None:
 # -- the run ---------------------------------------------------------------------------------
 def run_report(project: Path) -> subprocess.CompletedProcess[str]:
     """Run the report the way make run does, in ``project``."""
-    env = {**os.environ, "PYTHONPATH": str(project)}
-    for name in ("TXO_LOG_FORMAT", "TXO_LOG_LEVEL"):  # the default text console, INFO and up
-        env.pop(name, None)
-    return subprocess.run(
-        [sys.executable, "-m", "src.report", "demo", "test"],
-        cwd=project,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=RUN_TIMEOUT,
-        check=False,
-    )
+    return run_demo_script(project, "report")
 
 
 def journal(server: WireMock) -> list[dict[str, Any]]:

@@ -1515,27 +1515,22 @@ def test_contract_script_unreachable_token_endpoint_exits_three(project: Project
 
 
 # -- exit codes, summary, signals ---------------------------------------------------------------
+def run_contract_raising(project: Project, raised: str) -> Any:
+    """Run the contract script without a token; its main raises ``raised`` (a class name)."""
+    project.write_config({"global": {"api-base-url": "https://a.example.com"}})
+    env = {"CONTRACT_ACTION": f"raise:{raised}", **CONTRACT_NO_TOKEN}
+    return project.run("contract_script", "acme", "test", env=env)
+
+
 @pytest.mark.parametrize(("raised", "code"), ERROR_EXIT_CODES)
 def test_each_error_class_has_its_exit_code(project: Project, raised: str, code: int) -> None:
-    project.write_config({"global": {"api-base-url": "https://a.example.com"}})
-    run = project.run(
-        "contract_script",
-        "acme",
-        "test",
-        env={"CONTRACT_ACTION": f"raise:{raised}", **CONTRACT_NO_TOKEN},
-    )
+    run = run_contract_raising(project, raised)
     assert_clean_exit(run, code, "contract failure", "contract fix", "📝 Example: contract example")
     assert "Traceback" in project.log_text()
 
 
 def test_unexpected_error_exits_one_with_the_traceback_in_the_file_only(project: Project) -> None:
-    project.write_config({"global": {"api-base-url": "https://a.example.com"}})
-    run = project.run(
-        "contract_script",
-        "acme",
-        "test",
-        env={"CONTRACT_ACTION": "raise:RuntimeError", **CONTRACT_NO_TOKEN},
-    )
+    run = run_contract_raising(project, "RuntimeError")
     assert run.code == 1, run
     assert "Traceback" not in run.stderr
     assert "unexpected failure in the script" in run.stderr
@@ -1544,13 +1539,7 @@ def test_unexpected_error_exits_one_with_the_traceback_in_the_file_only(project:
 
 
 def test_keyboard_interrupt_in_main_exits_130(project: Project) -> None:
-    project.write_config({"global": {"api-base-url": "https://a.example.com"}})
-    run = project.run(
-        "contract_script",
-        "acme",
-        "test",
-        env={"CONTRACT_ACTION": "raise:KeyboardInterrupt", **CONTRACT_NO_TOKEN},
-    )
+    run = run_contract_raising(project, "KeyboardInterrupt")
     assert run.code == 130, run
     assert "Traceback" not in run.stderr
     assert "Run summary: exit 130" in run.stderr

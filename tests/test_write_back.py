@@ -7,14 +7,20 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.http_contract_support import hang_guard, header, json_response, make_config, sequence
+from tests.http_contract_support import (
+    UUID4,
+    hang_guard,
+    header,
+    json_response,
+    make_config,
+    sequence,
+)
 from tools.wiremock_server import WireMock
 from utils import _run_control as run_control, run_stats
 from utils.api_factory import (
@@ -34,7 +40,6 @@ from utils.exceptions import (
 
 pytestmark = pytest.mark.usefixtures(hang_guard.__name__)
 
-UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 ETAG = 'W/"JzE5OzEyMzQ1Njc4OTsxOyc="'
 BATCH = "/api/$batch"
 
@@ -176,7 +181,7 @@ def test_idempotency_keys_give_each_post_its_own_key_kept_across_retries(
         n: [header(e, "Idempotency-Key") for e in wiremock.find("POST", f"/api/orders/{n}")]
         for n in (1, 2)
     }
-    assert all(UUID.match(str(k[0])) for k in keys.values())
+    assert all(UUID4.match(str(k[0])) for k in keys.values())
     assert keys[1][0] == keys[1][1] and keys[2][0] == keys[2][1]  # same key on the retry
     assert keys[1][0] != keys[2][0]  # a fresh key per record
 
@@ -480,7 +485,7 @@ def test_batched_posts_carry_idempotency_keys_kept_on_re_send(wiremock: WireMock
     assert rows(report) == [("o", "ok", 201, 2), ("o", "ok", 201, 1)]
     first, second = (json.loads(e["body"])["requests"] for e in wiremock.find("POST", BATCH))
     keys = [r["headers"]["Idempotency-Key"] for r in first]
-    assert all(UUID.match(k) for k in keys) and keys[0] != keys[1]
+    assert all(UUID4.match(k) for k in keys) and keys[0] != keys[1]
     assert second[0]["headers"]["Idempotency-Key"] == keys[0]
 
 
